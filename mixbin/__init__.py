@@ -1,0 +1,1 @@
+"""mixbin package."""
