@@ -1,0 +1,192 @@
+"""Exact cost model measured on the real modules with forward hooks: MACs, OPs, parameters, weight bits.
+
+OPs follow Bi-Real Net / ReActNet: a fixed or FP layer costs its MACs, a binary layer MACs / 64. The budget
+of a mask is its OPs over the all-FP OPs, always at the 255x255 reference input (DESIGN.md section 3).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+from dataclasses import asdict, dataclass
+
+import torch
+from torch import nn
+
+from backbones.base import Backbone
+from backbones.cli import UsageError, run_cli
+from backbones.unit import SwitchableConv
+
+REFERENCE_INPUT = 255
+BINARY_OPS_PER_MAC = 1 / 64
+
+
+@dataclass
+class LayerCost:
+    """Cost of one convolution or linear layer at one input size."""
+
+    name: str
+    kind: str  # 'fixed', 'fp' or 'binary'
+    macs: int
+    ops: float
+    params: int
+    weight_bits: int
+    output: list[int]
+
+
+@dataclass
+class CostReport:
+    """Per-layer costs and totals of a backbone with its current mask."""
+
+    backbone: str
+    width: float
+    input: int
+    layers: list[LayerCost]
+    total_macs: int
+    ops: float
+    budget: float
+    min_budget: float
+    params: int
+    weight_bits: int
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+def _layer_cost(name: str, kind: str, conv: nn.Module, output: torch.Tensor) -> LayerCost:
+    weight = conv.weight
+    per_output = weight[0].numel()  # (in_channels / groups) x kernel area, or in_features
+    macs = int(output[0].numel() * per_output)
+    bias = 0 if conv.bias is None else conv.bias.numel()
+    params = weight.numel() + bias
+    if kind == "binary":
+        bits = weight.numel() + 32 * weight.shape[0] + 32 * bias
+        ops = macs * BINARY_OPS_PER_MAC
+    else:
+        bits = 32 * params
+        ops = float(macs)
+    return LayerCost(name, kind, macs, ops, params, bits, list(output.shape[1:]))
+
+
+@torch.no_grad()
+def measure_layers(backbone: Backbone, input_size: int = REFERENCE_INPUT) -> list[LayerCost]:
+    """Run one forward pass of a 1x3xNxN input and record every conv / linear layer's cost, in order."""
+    units = backbone.units()
+    unit_convs = {id(u.conv) for u in units.values()}
+    layers: list[LayerCost] = []
+    hooks = []
+    for name, module in backbone.named_modules():
+        if isinstance(module, SwitchableConv):
+            def hook(mod, _inp, out, name=name):
+                layers.append(_layer_cost(name, mod.state, mod.conv, out))
+        elif isinstance(module, (nn.Conv2d, nn.Linear)) and id(module) not in unit_convs:
+            def hook(mod, _inp, out, name=name):
+                layers.append(_layer_cost(name, "fixed", mod, out))
+        else:
+            continue
+        hooks.append(module.register_forward_hook(hook))
+    was_training = backbone.training
+    gates = {name: u.gate for name, u in units.items()}
+    try:
+        backbone.eval()
+        for u in units.values():
+            u.gate = None
+        device = next(backbone.parameters()).device
+        backbone.embed(torch.zeros(1, 3, input_size, input_size, device=device))
+    finally:
+        for h in hooks:
+            h.remove()
+        for name, u in units.items():
+            u.gate = gates[name]
+        backbone.train(was_training)
+    return layers
+
+
+@dataclass
+class UnitCosts:
+    """MACs at the reference input: the fixed layers' total and each unit's, for fast budget arithmetic."""
+
+    fixed_macs: int
+    unit_macs: dict[str, int]
+
+    @property
+    def fp_ops(self) -> float:
+        return float(self.fixed_macs + sum(self.unit_macs.values()))
+
+    def ops(self, states: dict[str, str]) -> float:
+        """OPs with the given unit states."""
+        return self.fixed_macs + sum(m if states[n] == "fp" else m * BINARY_OPS_PER_MAC
+                                     for n, m in self.unit_macs.items())
+
+    def budget(self, states: dict[str, str]) -> float:
+        """Budget of a mask: its OPs over the all-FP OPs."""
+        return self.ops(states) / self.fp_ops
+
+    @property
+    def min_budget(self) -> float:
+        return self.budget({n: "binary" for n in self.unit_macs})
+
+
+def unit_costs(backbone: Backbone) -> UnitCosts:
+    """Measure the fixed and per-unit MACs of ``backbone`` at the reference input."""
+    layers = measure_layers(backbone, REFERENCE_INPUT)
+    unit_names = set(backbone.units())
+    return UnitCosts(fixed_macs=sum(x.macs for x in layers if x.name not in unit_names),
+                     unit_macs={x.name: x.macs for x in layers if x.name in unit_names})
+
+
+def cost_report(backbone: Backbone, input_size: int = REFERENCE_INPUT) -> CostReport:
+    """Per-layer table at ``input_size``; budget and min_budget always at the reference input."""
+    layers = measure_layers(backbone, input_size)
+    reference = unit_costs(backbone)
+    return CostReport(
+        backbone=backbone.name, width=backbone.width, input=input_size, layers=layers,
+        total_macs=sum(x.macs for x in layers), ops=sum(x.ops for x in layers),
+        budget=reference.budget(backbone.mask_states()), min_budget=reference.min_budget,
+        params=sum(p.numel() for p in backbone.parameters()),
+        weight_bits=sum(x.weight_bits for x in layers))
+
+
+def format_table(report: CostReport) -> str:
+    """A larq-summary-like text table of per-layer costs."""
+    head = f"{'layer':<22}{'kind':<8}{'output':>16}{'MACs':>15}{'OPs':>15}{'params':>11}{'weight bits':>13}"
+    rule = "-" * len(head)
+    rows = [f"{report.backbone} (width {report.width:g}), input {report.input}x{report.input}", rule, head, rule]
+    for x in report.layers:
+        shape = "x".join(str(s) for s in x.output)
+        rows.append(f"{x.name:<22}{x.kind:<8}{shape:>16}{x.macs:>15,}{x.ops:>15,.0f}{x.params:>11,}"
+                    f"{x.weight_bits:>13,}")
+    rows += [rule,
+             f"total MACs {report.total_macs:,} ({report.total_macs / 1e9:.3f} G)   OPs {report.ops:,.0f}",
+             (f"params {report.params:,}   weight bits {report.weight_bits:,} "
+             f"({report.weight_bits / 8 / 2**20:.2f} MiB)"),
+             (f"budget {report.budget:.4f} (at {REFERENCE_INPUT}x{REFERENCE_INPUT})   "
+             f"min budget {report.min_budget:.4f}")]
+    return "\n".join(rows)
+
+
+def main(argv: list[str] | None = None) -> int:
+    from backbones.mask import build_masked_backbone
+
+    parser = argparse.ArgumentParser(
+        prog="python -m backbones.cost",
+        description="Per-layer MACs, OPs (binary layers count MACs/64), parameters and weight bits of a "
+                    "backbone with a mask; the budget is always computed at the 255x255 reference input.")
+    parser.add_argument("--backbone", help="backbone name (alexnet, resnet); all-FP unless --mask says otherwise")
+    parser.add_argument("--width", type=float, default=None, help="width multiplier (default 1.0)")
+    parser.add_argument("--mask", help="mask JSON file (sets backbone and width), or 'fp' / 'binary'")
+    parser.add_argument("--input", type=int, default=REFERENCE_INPUT,
+                        help="input size for the MACs shown (default 255)")
+    parser.add_argument("--json", action="store_true", help="print a JSON object instead of a table")
+    args = parser.parse_args(argv)
+    if args.backbone is None and args.mask in (None, "fp", "binary"):
+        raise UsageError("give --backbone NAME or --mask FILE")
+    if args.input < 32:
+        raise UsageError(f"--input must be at least 32 pixels, got {args.input}")
+    backbone = build_masked_backbone(args.mask or "fp", args.backbone, args.width)
+    report = cost_report(backbone, args.input)
+    print(json.dumps(report.to_json(), indent=2) if args.json else format_table(report))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(run_cli(main))
