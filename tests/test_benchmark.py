@@ -1,0 +1,171 @@
+"""eval.benchmark on real sequences: report layout, 1-based results round trip, oracle score, one-line errors."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from backbones.cli import run_cli
+from eval.benchmark import main, run_benchmark
+from eval.metrics import mean_metrics, sequence_metrics
+from eval.static import StaticTracker
+
+REPO = Path(__file__).resolve().parents[1]
+TRACKING = REPO.parent / "shared" / "data" / "tracking"
+pytestmark = pytest.mark.skipif(not (TRACKING / "otb" / "Crossing").is_dir(),
+                                reason=f"real tracking data not found under {TRACKING}")
+
+
+class OracleTracker:
+    """Returns the ground truth of the sequences it is run on, in order: the best any tracker can score."""
+
+    def __init__(self, sequences: list) -> None:
+        self.queue = list(sequences)
+        self.boxes, self.i = np.zeros((0, 4)), 0
+
+    def init(self, frame: np.ndarray, box: np.ndarray) -> None:
+        seq = self.queue.pop(0)
+        self.boxes, self.i = seq.boxes, int(np.argmax(seq.valid))
+        assert frame.ndim == 3 and frame.shape[2] == 3  # OpenCV BGR
+        np.testing.assert_array_equal(box, self.boxes[self.i])
+
+    def update(self, frame: np.ndarray) -> np.ndarray:
+        self.i += 1
+        return self.boxes[self.i]
+
+
+class FailingTracker(StaticTracker):
+    def update(self, frame: np.ndarray) -> np.ndarray:
+        raise RuntimeError("tracker crashed")
+
+
+def load(entries: list[str]) -> list:
+    from tracker.sequences import load_sequence
+
+    return [s for e in entries for s in load_sequence(e, TRACKING)]
+
+
+def split_file(tmp_path: Path, entries: list[str]) -> Path:
+    path = tmp_path / "split.txt"
+    path.write_text("\n".join(entries) + "\n")
+    return path
+
+
+def test_static_report_layout_and_one_based_round_trip(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    out = tmp_path / "report"
+    split = split_file(tmp_path, ["otb/Crossing", "vot/bag"])
+    argv = ["--tracker", "static", "--data", str(TRACKING), "--split", str(split), "--out", str(out),
+            "--max-frames", "30"]
+    assert main(argv) == 0
+    assert "static" in capsys.readouterr().out  # the printed table
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["report", "split.txt"]  # no temporary left
+    for name in ("summary.json", "table.txt", "success_plots.png", "precision_plots.png"):
+        assert (out / name).is_file() and (out / name).stat().st_size > 0, name
+    assert (out / "success_plots.png").read_bytes()[:4] == b"\x89PNG"
+
+    summary = json.loads((out / "summary.json").read_text())
+    entry = summary["trackers"]["static"]
+    assert entry["ops"] == 0 and entry["budget"] is None and entry["fps"] > 0
+    assert sorted(entry["sequences"]) == ["Crossing", "bag"] and summary["max_frames"] == 30
+    assert entry["mean"]["frames"] == 60 and len(entry["mean"]["success_curve"]) == 21
+
+    seqs = {s.name: s for s in load(["otb/Crossing", "vot/bag"])}
+    for name, seq in seqs.items():
+        rows = np.loadtxt(out / "results" / "static" / f"{name}.txt", delimiter=",")
+        times = np.loadtxt(out / "results" / "static" / "times" / f"{name}_time.txt")
+        assert rows.shape == (30, 4) and times.shape == (30,) and (times >= 0).all()
+        # 1-based on disk: subtracting 1 from x, y gives back the 0-based boxes the tracker returned.
+        np.testing.assert_allclose(rows - [1, 1, 0, 0], np.tile(seq.boxes[0], (30, 1)), atol=5e-4)
+        expected = sequence_metrics(np.tile(seq.boxes[0], (30, 1)), seq.boxes[:30])
+        assert entry["sequences"][name]["auc"] == pytest.approx(expected["auc"])
+    # The OTB file's own first row (1-based, tab separated) is what the results file holds for frame 1.
+    first = (TRACKING / "otb" / "Crossing" / "groundtruth_rect.txt").read_text().split("\n")[0].split()
+    np.testing.assert_allclose(np.loadtxt(out / "results" / "static" / "Crossing.txt", delimiter=",")[0],
+                               np.array(first, dtype=float))
+
+
+def test_oracle_scores_ground_truth_against_itself(tmp_path: Path) -> None:
+    seqs = load(["otb/Crossing", "otb/Football1"])  # Football1's last 7 frames are unannotated
+    summary = run_benchmark({"oracle": OracleTracker(seqs)}, seqs, tmp_path / "r", max_frames=None)
+    entry = summary["trackers"]["oracle"]
+    expected = mean_metrics([sequence_metrics(s.boxes, s.boxes) for s in seqs])
+    assert entry["mean"]["auc"] == pytest.approx(expected["auc"])
+    assert entry["mean"]["auc"] == pytest.approx(20 / 21)  # IoU 1 is never strictly above threshold 1.0
+    assert entry["mean"]["precision"] == 1.0 and entry["mean"]["frames"] == 120 + 74
+    assert "ops" not in entry and "budget" not in entry
+    rows = np.loadtxt(tmp_path / "r" / "results" / "oracle" / "Football1.txt", delimiter=",")
+    assert rows.shape == (81, 4) and np.isnan(rows[74:]).all()
+
+
+def test_init_on_first_valid_frame(tmp_path: Path) -> None:
+    from tracker.sequences import Sequence
+
+    crossing = load(["otb/Crossing"])[0]
+    boxes = crossing.boxes.copy()
+    boxes[:5] = np.nan  # target unannotated at first: start on frame 6
+    seq = Sequence("late", crossing.frames[:20], boxes[:20], "otb")
+    summary = run_benchmark({"oracle": OracleTracker([seq])}, [seq], tmp_path / "r")
+    result = summary["trackers"]["oracle"]["sequences"]["late"]
+    assert result["first_frame"] == 5 and result["frames"] == 15
+    rows = np.loadtxt(tmp_path / "r" / "results" / "oracle" / "late.txt", delimiter=",")
+    assert np.isnan(rows[:5]).all()
+    np.testing.assert_allclose(rows[5:] - [1, 1, 0, 0], boxes[5:20], atol=5e-4)
+
+
+def test_failure_leaves_nothing_partial(tmp_path: Path) -> None:
+    seqs = load(["otb/Crossing"])
+    out = tmp_path / "r"
+    run_benchmark({"static": StaticTracker()}, seqs, out, max_frames=3)
+    before = (out / "summary.json").read_text()
+    with pytest.raises(RuntimeError, match="tracker crashed"):
+        run_benchmark({"bad": FailingTracker()}, seqs, out, max_frames=3)
+    assert (out / "summary.json").read_text() == before and not (out / "results" / "bad").exists()
+    assert [p.name for p in tmp_path.iterdir()] == ["r"]
+
+
+@pytest.mark.parametrize("bad", [
+    ["--tracker", "static", "--data", "/nonexistent/tracking"],
+    ["--tracker", "kcf", "--data", str(TRACKING)],
+    ["--tracker", "/nonexistent/model.safetensors", "--data", str(TRACKING)],
+    ["--tracker", "static", "--data", str(TRACKING), "--split", "/nonexistent/split.txt"],
+    ["--tracker", "static", "--data", str(TRACKING), "--max-frames", "0"],
+])
+def test_bad_input_is_one_line_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture, bad: list[str]) -> None:
+    out = tmp_path / "r"
+    assert run_cli(main, [*bad, "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1, err
+    assert not out.exists()
+
+
+def test_refuses_to_replace_a_directory_that_is_not_a_report(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    (tmp_path / "keep.txt").write_text("mine")
+    argv = ["--tracker", "static", "--data", str(TRACKING), "--out", str(tmp_path)]
+    assert run_cli(main, argv) == 2
+    assert "not a report" in capsys.readouterr().err and (tmp_path / "keep.txt").read_text() == "mine"
+
+
+def test_help_explains() -> None:
+    done = subprocess.run([sys.executable, "-m", "eval.benchmark", "--help"], cwd=REPO, capture_output=True,
+                          text=True, timeout=120, check=False)
+    assert done.returncode == 0 and "--max-frames" in done.stdout and "safetensors" in done.stdout
+
+
+def test_tracker_specs(tmp_path: Path) -> None:
+    from backbones.cli import UsageError
+    from eval.benchmark import parse_spec
+
+    ckpt = tmp_path / "net.safetensors"
+    ckpt.write_bytes(b"")
+    assert parse_spec("static") == ("static", None)
+    assert parse_spec("base=static") == ("base", None)
+    assert parse_spec(str(ckpt)) == ("net", str(ckpt))
+    assert parse_spec(f"b2={ckpt}") == ("b2", str(ckpt))
+    with pytest.raises(UsageError, match="unknown tracker"):
+        parse_spec("siamrpn")
+    with pytest.raises(UsageError, match="not found"):
+        parse_spec(f"b2={tmp_path / 'missing.safetensors'}")
