@@ -1,0 +1,91 @@
+"""Training pairs for SiamFC: two frames of one sequence, at most 100 apart, both with a valid target.
+
+Each pair is a pure function of (seed, global pair index): the sampler has no hidden state, so a resumed
+run that restarts at iteration i draws exactly the pairs an uninterrupted run would.
+"""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from tracker.ops import EXEMPLAR_SIZE, INSTANCE_SIZE, box_center, crop_and_resize, exemplar_size
+from tracker.sequences import Sequence
+
+MAX_GAP = 100
+STRETCH = 0.05
+# siamfc-pytorch: CenterCrop(255 - 8) then RandomCrop(255 - 2 * 8): the crop centre moves by up to 4 px.
+SEARCH_SIZE = INSTANCE_SIZE - 2 * 8
+SHIFT = 4
+
+
+class PairDataset(Dataset):
+    """Map-style dataset: index -> (exemplar 127x127, search 239x239) uint8 BGR patches as tensors."""
+
+    def __init__(self, sequences: list[Sequence], seed: int = 0, max_gap: int = MAX_GAP,
+                 color_jitter: float = 0.0):
+        self.sequences = [s for s in sequences if int(s.valid.sum()) >= 2]
+        if not self.sequences:
+            raise ValueError("no sequence has two frames with a valid target")
+        self.valid_frames = [np.flatnonzero(s.valid) for s in self.sequences]
+        # Sample sequences in proportion to their valid frames, as siamfc-pytorch's per-sequence epochs do.
+        counts = np.array([len(v) for v in self.valid_frames], dtype=np.float64)
+        self.weights = counts / counts.sum()
+        self.seed = seed
+        self.max_gap = max_gap
+        self.color_jitter = color_jitter
+
+    def __len__(self) -> int:
+        return 2**62
+
+    def sample_frames(self, rng: np.random.Generator) -> tuple[Sequence, int, int]:
+        """A sequence and two valid frame indices at most ``max_gap`` apart."""
+        k = rng.choice(len(self.sequences), p=self.weights)
+        valid = self.valid_frames[k]
+        i = int(rng.choice(valid))
+        near = valid[np.abs(valid - i) <= self.max_gap]
+        near = near[near != i] if len(near) > 1 else near
+        return self.sequences[k], i, int(rng.choice(near))
+
+    def _patch(self, seq: Sequence, frame: int, out_size: int, rng: np.random.Generator,
+               shift: np.ndarray) -> np.ndarray:
+        image = cv2.imread(str(seq.frames[frame]), cv2.IMREAD_COLOR)
+        if image is None:
+            raise ValueError(f"cannot read image {seq.frames[frame]}")
+        box = seq.boxes[frame]
+        stretch = 1.0 + rng.uniform(-STRETCH, STRETCH)
+        # Region of the 255 crop that the final patch covers, shrunk or grown by the random stretch.
+        size = exemplar_size(box[2:]) * INSTANCE_SIZE / EXEMPLAR_SIZE * out_size / INSTANCE_SIZE / stretch
+        pixel = size / out_size
+        center = box_center(box) + shift * pixel
+        interp = int(rng.choice([cv2.INTER_LINEAR, cv2.INTER_CUBIC, cv2.INTER_AREA, cv2.INTER_NEAREST]))
+        patch = crop_and_resize(image, center, size, out_size, image.mean(axis=(0, 1)), interp)
+        if self.color_jitter > 0:
+            gain = 1.0 + rng.uniform(-self.color_jitter, self.color_jitter, size=3)
+            patch = np.clip(patch * gain, 0, 255).astype(np.uint8)
+        return patch
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        rng = np.random.default_rng([self.seed, index])
+        seq, i, j = self.sample_frames(rng)
+        z_shift, x_shift = rng.integers(-SHIFT, SHIFT + 1, size=(2, 2))
+        z = self._patch(seq, i, EXEMPLAR_SIZE, rng, z_shift)
+        x = self._patch(seq, j, SEARCH_SIZE, rng, x_shift)
+        return torch.from_numpy(z), torch.from_numpy(x)
+
+
+class OffsetSampler(torch.utils.data.Sampler[int]):
+    """Global pair indices for one process: iteration it, slot b -> (it * world + rank) * batch + b."""
+
+    def __init__(self, start_iteration: int, iterations: int, batch_size: int, rank: int = 0, world: int = 1):
+        self.start, self.stop = start_iteration, iterations
+        self.batch_size, self.rank, self.world = batch_size, rank, world
+
+    def __iter__(self):
+        for it in range(self.start, self.stop):
+            base = (it * self.world + self.rank) * self.batch_size
+            yield from range(base, base + self.batch_size)
+
+    def __len__(self) -> int:
+        return (self.stop - self.start) * self.batch_size

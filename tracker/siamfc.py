@@ -1,0 +1,144 @@
+"""The SiamFC tracker: ``init(frame, box)`` then ``update(frame) -> box`` on OpenCV BGR frames.
+
+Settings follow siamfc-pytorch (DESIGN.md section 5): 3 scales, 17x17 responses upsampled 16x,
+cosine window, scale penalty and damping. Each update also sets ``confidence`` (the peak response,
+as a probability) and ``lost`` (confidence below ``loss_threshold``).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+from backbones.cost import unit_costs
+from backbones.registry import build_backbone
+from tracker.checkpoint import CheckpointError, load_checkpoint
+from tracker.model import SiamFC
+from tracker.ops import (
+    EXEMPLAR_SIZE,
+    INSTANCE_SIZE,
+    box_center,
+    center_to_box,
+    crop_and_resize,
+    exemplar_size,
+    to_tensor,
+)
+
+
+@dataclass
+class TrackerConfig:
+    """Tracking hyper-parameters (siamfc-pytorch's defaults)."""
+
+    scale_num: int = 3
+    scale_step: float = 1.0375
+    scale_penalty: float = 0.9745
+    scale_lr: float = 0.59
+    window_influence: float = 0.176
+    response_up: int = 16
+    total_stride: int = 8
+    loss_threshold: float = 0.2
+    min_size: float = 2.0
+
+
+class SiamFCTracker:
+    """SiamFC tracking with any masked backbone; boxes are [x, y, w, h] floats, 0-based pixels."""
+
+    def __init__(self, model: SiamFC, config: TrackerConfig | None = None, device: str | torch.device = "cpu",
+                 name: str = "siamfc"):
+        self.model = model.to(device).eval().to(memory_format=torch.channels_last)
+        self.cfg = config or TrackerConfig()
+        self.device = torch.device(device)
+        self.name = name
+        costs = unit_costs(build_backbone(model.backbone.name, model.backbone.width))
+        states = model.backbone.mask_states()
+        self.ops = costs.ops(states)  # one 255x255 search image; a tracked frame costs scale_num of these
+        self.budget = costs.budget(states)
+        self.confidence = float("nan")
+        self.lost = False
+        self.frame_size: tuple[int, int] | None = None
+
+    @torch.no_grad()
+    def init(self, frame: np.ndarray, box) -> None:
+        """Start tracking the target ``box`` = [x, y, w, h] in ``frame`` (HxWx3 uint8 BGR)."""
+        box = np.asarray(box, dtype=np.float64)
+        h, w = frame.shape[:2]
+        if box.shape != (4,) or not np.all(np.isfinite(box)) or box[2] <= 0 or box[3] <= 0:
+            raise ValueError(f"initial box must be [x, y, w, h] with w, h > 0, got {box.tolist()}")
+        if box[0] >= w or box[1] >= h or box[0] + box[2] <= 0 or box[1] + box[3] <= 0:
+            raise ValueError(f"initial box {box.tolist()} lies outside the {w}x{h} frame")
+        cfg = self.cfg
+        self.frame_size = (w, h)
+        self.center = box_center(box)
+        self.target_size = box[2:].copy()
+        self.upscale = cfg.response_up * self._response_size()
+        hann = np.outer(np.hanning(self.upscale), np.hanning(self.upscale))
+        self.window = hann / hann.sum()
+        self.scale_factors = cfg.scale_step ** np.linspace(-(cfg.scale_num // 2), cfg.scale_num // 2, cfg.scale_num)
+        self.z_size = exemplar_size(self.target_size)
+        self.x_size = self.z_size * INSTANCE_SIZE / EXEMPLAR_SIZE
+        self.avg_color = frame.mean(axis=(0, 1))
+        z = crop_and_resize(frame, self.center, self.z_size, EXEMPLAR_SIZE, self.avg_color)
+        self.kernel = self.model.backbone.embed(self._input(to_tensor(z)))
+        self.confidence, self.lost = 1.0, False
+
+    def _response_size(self) -> int:
+        return (INSTANCE_SIZE - EXEMPLAR_SIZE) // self.cfg.total_stride + 1
+
+    def _input(self, x: torch.Tensor) -> torch.Tensor:
+        return x.to(self.device).contiguous(memory_format=torch.channels_last)
+
+    @torch.no_grad()
+    def update(self, frame: np.ndarray) -> np.ndarray:
+        """Locate the target in the next frame; returns its box and sets ``confidence`` / ``lost``."""
+        if self.frame_size is None:
+            raise RuntimeError("call init(frame, box) before update(frame)")
+        cfg = self.cfg
+        patches = [crop_and_resize(frame, self.center, self.x_size * f, INSTANCE_SIZE, self.avg_color)
+                   for f in self.scale_factors]
+        features = self.model.backbone.embed(self._input(to_tensor(patches)))
+        logits = self.model.head(self.kernel, features).squeeze(1).float().cpu().numpy()
+        self.confidence = float(1 / (1 + np.exp(-logits.max())))
+        self.lost = self.confidence < cfg.loss_threshold
+        responses = np.stack([cv2.resize(r, (self.upscale, self.upscale), interpolation=cv2.INTER_CUBIC)
+                              for r in logits])
+        responses[: cfg.scale_num // 2] *= cfg.scale_penalty
+        responses[cfg.scale_num // 2 + 1:] *= cfg.scale_penalty
+        scale_id = int(np.argmax(responses.max(axis=(1, 2))))
+        response = responses[scale_id] - responses[scale_id].min()
+        response /= response.sum() + 1e-16
+        response = (1 - cfg.window_influence) * response + cfg.window_influence * self.window
+        row, col = np.unravel_index(int(response.argmax()), response.shape)
+        disp = np.array([col, row], dtype=np.float64) - (self.upscale - 1) / 2
+        disp *= cfg.total_stride / cfg.response_up * self.x_size * self.scale_factors[scale_id] / INSTANCE_SIZE
+        self.center = self.center + disp
+        scale = (1 - cfg.scale_lr) + cfg.scale_lr * self.scale_factors[scale_id]
+        self._rescale(scale)
+        return center_to_box(self.center, self.target_size)
+
+    def _rescale(self, scale: float) -> None:
+        """Apply a scale change, keeping the target at least ``min_size`` px and the centre near the frame."""
+        w, h = self.frame_size
+        new_size = np.clip(self.target_size * scale, self.cfg.min_size, [4 * w, 4 * h])
+        ratio = float(np.sqrt(np.prod(new_size) / np.prod(self.target_size)))
+        self.target_size = new_size
+        self.z_size *= ratio
+        self.x_size *= ratio
+        self.center = np.clip(self.center, [-w / 2, -h / 2], [1.5 * w, 1.5 * h])
+
+    def track(self, frame: np.ndarray) -> tuple[np.ndarray, float]:
+        """``update`` that also returns the confidence."""
+        box = self.update(frame)
+        return box, self.confidence
+
+
+def load_tracker(path: str | Path, device: str = "cpu", config: TrackerConfig | None = None) -> SiamFCTracker:
+    """Build a tracker from a checkpoint (``.safetensors`` + sidecar)."""
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda" and not torch.cuda.is_available():
+        raise CheckpointError("--device cuda: no CUDA device is available")
+    model, _meta = load_checkpoint(path, device)
+    return SiamFCTracker(model, config, device, name=Path(path).stem)
