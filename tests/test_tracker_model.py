@@ -191,3 +191,26 @@ def test_train_cli_errors(tmp_path, capsys):
     assert "groundtruth_rect.txt:2: malformed annotation line" in line
     assert "vgg" in err(base[:1] + ["vgg"] + base[2:] + ["--data", str(TRACKING)])
     assert not (tmp_path / "run").exists()
+
+
+def test_init_from_siamfc_pytorch_state_dict(tmp_path):
+    from tracker.init import load_init
+
+    torch.manual_seed(1)
+    source = build_siamfc("fp", "alexnet")
+    ours = source.backbone.state_dict()
+    names = {"conv1": "conv1.0", "bn1": "conv1.1", "conv2.conv": "conv2.0", "conv2.bn_fp": "conv2.1",
+             "conv3.conv": "conv3.0", "conv3.bn_fp": "conv3.1", "conv4.conv": "conv4.0",
+             "conv4.bn_fp": "conv4.1", "conv5.conv": "conv5.0"}
+    theirs = {}
+    for key, tensor in ours.items():
+        module, leaf = key.rsplit(".", 1)
+        if module in names:
+            theirs[f"backbone.{names[module]}.{leaf}"] = tensor.clone()
+    torch.save(theirs, tmp_path / "siamfc_alexnet_e50.pth")
+    target = build_siamfc("fp", "alexnet")
+    assert load_init(target, tmp_path / "siamfc_alexnet_e50.pth") == len(theirs)
+    source.eval()
+    target.eval()
+    z, x = torch.randn(1, 3, 127, 127), torch.randn(1, 3, 255, 255)
+    assert torch.equal(source(z, x), target(z, x))

@@ -57,6 +57,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lr", type=float, default=1e-2, help="initial learning rate")
     p.add_argument("--lr-end", type=float, default=1e-5, help="final learning rate (exponential decay)")
     p.add_argument("--weight-decay", type=float, default=5e-4)
+    p.add_argument("--optimizer", default="sgd", choices=["sgd", "adam"],
+                   help="SGD with momentum 0.9 (SiamFC's), or Adam (ReActNet's choice for binary units)")
     p.add_argument("--color-jitter", type=float, default=0.0, help="per-channel gain jitter (0 = off)")
     p.add_argument("--save-every", type=int, default=100, help="checkpoint every K iterations")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
@@ -100,10 +102,10 @@ def _check(args: argparse.Namespace) -> None:
 
 
 def _meta(args: argparse.Namespace, mask_json: dict, iteration: int, wall: float, pairs_per_s: float) -> dict:
-    keep = ("lr", "lr_end", "weight_decay", "batch_size", "color_jitter", "init_from", "teacher",
+    keep = ("optimizer", "lr", "lr_end", "weight_decay", "batch_size", "color_jitter", "init_from", "teacher",
             "distill_weight", "iterations")
     return {"backbone": mask_json["backbone"], "width": mask_json["width"], "mask": mask_json,
-            "training": {k: getattr(args, k) for k in keep} | {"optimizer": "sgd", "momentum": 0.9,
+            "training": {k: getattr(args, k) for k in keep} | {"momentum": 0.9 if args.optimizer == "sgd" else None,
                                                                "world_size": int(os.environ.get("WORLD_SIZE", "1")),
                                                                "wall_seconds": round(wall, 1),
                                                                "pairs_per_second": round(pairs_per_s, 2)},
@@ -134,7 +136,10 @@ def train(args: argparse.Namespace, stop_at: int | None = None) -> int:
     model = model.to(memory_format=torch.channels_last)
     teacher = load_checkpoint(args.teacher, device)[0] if args.teacher else None
 
-    optimizer = torch.optim.SGD(model.parameters(), lr=args.lr, momentum=0.9, weight_decay=args.weight_decay)
+    if args.optimizer == "adam":
+        optimizer = torch.optim.Adam(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
+    else:
+        optimizer = torch.optim.SGD(model.parameters(), lr=args.lr, momentum=0.9, weight_decay=args.weight_decay)
     gamma = math.exp(math.log(args.lr_end / args.lr) / max(1, args.iterations - 1))
     scheduler = torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma)
     out = Path(args.out)
