@@ -1,1 +1,485 @@
-"""placeholder"""
+"""b2track live demo: track one object in a webcam stream, a video file or an image folder.
+
+Draw the target on the first frame (or give --init x,y,w,h) and watch a budget-aware partially binary
+SiamFC tracker follow it, with its speed (FPS), its budget (fraction of the full-precision OPs it
+spends), its cost per frame (3 search scales, in G OPs) and its confidence on every frame.
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import re
+import sys
+import time
+from collections import deque
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+from tqdm import tqdm
+
+from backbones.cli import UsageError, atomic_path, run_cli
+from tracker.siamfc import SiamFCTracker, load_tracker
+from tracker.zoo import find_zoo
+
+WINDOW = "b2track"
+DEFAULT_BUDGET = "0.3"
+DEFAULT_FPS = 25.0
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
+VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv")
+GREEN, RED, WHITE = (0, 200, 0), (0, 0, 255), (255, 255, 255)
+KEYS = {ord("q"): "quit", 27: "quit", ord(" "): "pause", ord("r"): "reselect"}
+
+EPILOG = """\
+keys (with a window): q or Esc quits, space pauses / resumes, r re-selects the target on the current
+frame. Ctrl-C stops too, keeping what was written. Without a display (--no-display, or no DISPLAY /
+WAYLAND_DISPLAY on Linux) the demo runs headless and needs --init.
+
+examples:
+  python demo.py --webcam 0 --budget 0.3
+  python demo.py --video clip.mp4 --budget min --output tracked.mp4
+  python demo.py --images frames/ --init 305,110,165,252 --no-display --save-boxes boxes.txt
+  python demo.py --video clip.mp4 --checkpoint runs/my_run/checkpoint.safetensors
+
+The zoo is models/ (or $B2TRACK_MODELS): <backbone>_b<budget>.safetensors + .json sidecar."""
+
+
+# ---------------------------------------------------------------- command line
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line and exit code 2 through run_cli, like every bad input
+        raise UsageError(message)
+
+
+def _positive(text: str) -> int:
+    """argparse type: an integer >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command line of ``python demo.py``."""
+    p = _Parser(prog="python demo.py", description=__doc__,
+                epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--video", metavar="FILE", help="a video file OpenCV can read (.mp4, .avi, ...)")
+    src.add_argument("--webcam", type=int, metavar="N", help="webcam index (0 = the default camera)")
+    src.add_argument("--images", metavar="DIR",
+                     help=f"a folder of frames ({', '.join(IMAGE_SUFFIXES)}), in natural name order")
+    p.add_argument("--budget", metavar="B",
+                   help="zoo model to run: its budget (e.g. 1.0, 0.5, 0.3) or 'min' for the smallest "
+                        f"shipped (default: {DEFAULT_BUDGET})")
+    p.add_argument("--checkpoint", metavar="CKPT",
+                   help="run this checkpoint (.safetensors with its .json sidecar) instead of a zoo model")
+    p.add_argument("--init", metavar="x,y,w,h",
+                   help="first-frame target box in pixels (0-based top-left corner, width, height); "
+                        "default: draw it with the mouse")
+    p.add_argument("--output", metavar="OUT.mp4",
+                   help="write the annotated video (every frame, mp4v) here")
+    p.add_argument("--save-boxes", metavar="FILE", help="write one x,y,w,h line per frame (first = init box)")
+    p.add_argument("--no-display", action="store_true", help="run headless (no window)")
+    p.add_argument("--max-frames", type=_positive, metavar="N",
+                   help="stop after N frames, counting the first (default: the whole source)")
+    p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto",
+                   help="torch device (default: auto = cuda when available)")
+    p.add_argument("--threads", type=int, default=0, metavar="N",
+                   help="torch CPU threads (0 = torch's default)")
+    return p
+
+
+def parse_box(text: str) -> list[float]:
+    """``x,y,w,h`` -> four finite floats; anything else is a UsageError."""
+    parts = [p.strip() for p in re.split(r"[,\s]+", text.strip()) if p.strip()]
+    try:
+        box = [float(p) for p in parts]
+    except ValueError:
+        box = []
+    if len(box) != 4 or not all(math.isfinite(v) for v in box):
+        raise UsageError(f"--init must be x,y,w,h (four numbers, in pixels), got {text!r}")
+    return box
+
+
+def has_display() -> bool:
+    """Whether a window can be opened: on Linux only with DISPLAY or WAYLAND_DISPLAY set."""
+    if sys.platform.startswith("linux"):
+        return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+    return True
+
+
+def check_outputs(args: argparse.Namespace) -> None:
+    """Reject output names that cannot work before anything is opened."""
+    if args.output:
+        out = Path(args.output)
+        if out.suffix.lower() not in VIDEO_SUFFIXES:
+            raise UsageError(f"--output {out} must end in one of {', '.join(VIDEO_SUFFIXES)}")
+        if args.video and out.resolve() == Path(args.video).resolve():
+            raise UsageError(f"--output {out} would overwrite the input video")
+    for name in (args.output, args.save_boxes):
+        if name and Path(name).is_dir():
+            raise UsageError(f"output {name} is a folder; give a file name")
+
+
+def resolve_checkpoint(args: argparse.Namespace) -> Path:
+    """The checkpoint to run: --checkpoint, or the zoo model of --budget (UsageError if none ships)."""
+    if args.checkpoint and args.budget:
+        raise UsageError("give --budget (a zoo model) or --checkpoint, not both")
+    if args.checkpoint:
+        return Path(args.checkpoint)
+    return find_zoo(args.budget or DEFAULT_BUDGET)
+
+
+# ---------------------------------------------------------------- sources
+
+
+class FrameSource:
+    """Frames streamed one at a time from a capture or a list of image files."""
+
+    def __init__(self, name: str, fps: float, total: int | None):
+        self.name, self.fps, self.total = name, fps, total
+
+    def read(self) -> np.ndarray | None:
+        """The next BGR frame, or None at the end."""
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Release the device or file."""
+
+
+class CaptureSource(FrameSource):
+    """A video file or a webcam through ``cv2.VideoCapture``."""
+
+    def __init__(self, name: str, capture: cv2.VideoCapture, live: bool):
+        fps = capture.get(cv2.CAP_PROP_FPS)
+        count = int(capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
+        super().__init__(name, fps if math.isfinite(fps) and 0 < fps < 1000 else DEFAULT_FPS,
+                         None if live or count <= 0 else count)
+        self.capture = capture
+
+    def read(self) -> np.ndarray | None:
+        ok, frame = self.capture.read()
+        return frame if ok else None
+
+    def close(self) -> None:
+        self.capture.release()
+
+
+class FolderSource(FrameSource):
+    """Image files read in order; every image must have the first one's size."""
+
+    def __init__(self, name: str, files: list[Path]):
+        super().__init__(name, DEFAULT_FPS, len(files))
+        self.files = iter(files)
+        self.size: tuple[int, int] | None = None
+
+    def read(self) -> np.ndarray | None:
+        path = next(self.files, None)
+        if path is None:
+            return None
+        frame = cv2.imdecode(np.fromfile(path, dtype=np.uint8), cv2.IMREAD_COLOR)
+        if frame is None:
+            raise UsageError(f"cannot read image {path} (not an image OpenCV can decode)")
+        size = frame.shape[1::-1]
+        if self.size is not None and size != self.size:
+            raise UsageError(f"image {path} is {size[0]}x{size[1]}, "
+                             f"the first image is {self.size[0]}x{self.size[1]}")
+        self.size = size
+        return frame
+
+
+def _natural_key(path: Path) -> list:
+    """Sort key that puts frame2.jpg before frame10.jpg."""
+    return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", path.name)]
+
+
+def _open_capture(target: str | int) -> cv2.VideoCapture:
+    """``cv2.VideoCapture`` with OpenCV's and FFmpeg's own warnings silenced (we report one line)."""
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
+    level = cv2.utils.logging.getLogLevel()
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
+    try:
+        return cv2.VideoCapture(target)
+    finally:
+        cv2.utils.logging.setLogLevel(level)
+
+
+def open_source(args: argparse.Namespace) -> FrameSource:
+    """Open --video, --webcam or --images; UsageError when it does not open."""
+    if args.images is not None:
+        folder = Path(args.images)
+        if not folder.is_dir():
+            raise UsageError(f"image folder not found: {folder}")
+        files = sorted((f for f in folder.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES and f.is_file()),
+                       key=_natural_key)
+        if not files:
+            raise UsageError(f"no images ({', '.join(IMAGE_SUFFIXES)}) in folder {folder}")
+        return FolderSource(str(folder), files)
+    if args.video is not None:
+        path = Path(args.video)
+        if path.is_dir():
+            raise UsageError(f"--video {path} is a folder; use --images for a folder of frames")
+        if not path.is_file():
+            raise UsageError(f"video not found: {path}")
+        capture = _open_capture(str(path))
+        if not capture.isOpened():
+            raise UsageError(f"cannot read video {path}: not a video OpenCV can decode")
+        return CaptureSource(str(path), capture, live=False)
+    capture = _open_capture(args.webcam)
+    if not capture.isOpened():
+        raise UsageError(f"webcam {args.webcam} does not open (not connected, busy, or no permission)")
+    return CaptureSource(f"webcam {args.webcam}", capture, live=True)
+
+
+def first_frame(source: FrameSource) -> np.ndarray:
+    """The first frame, or a UsageError when the source has none."""
+    frame = source.read()
+    if frame is None:
+        raise UsageError(f"{source.name}: no readable frame (empty or corrupt)")
+    return frame
+
+
+# ---------------------------------------------------------------- drawing and keys
+
+
+@dataclass
+class Overlay:
+    """What is printed on a frame."""
+
+    name: str
+    budget: float
+    gops: float
+    fps: float = float("nan")
+    confidence: float = 1.0
+    lost: bool = False
+    paused: bool = False
+
+
+def draw_overlay(frame: np.ndarray, box, info: Overlay) -> np.ndarray:
+    """A copy of ``frame`` with the box (red with 'LOST?' when the target is likely lost) and the figures."""
+    out = frame.copy()
+    scale = max(0.7, min(1.5, out.shape[1] / 640))
+    thick = max(1, round(2 * scale))
+    colour = RED if info.lost else GREEN
+    x, y, bw, bh = (round(float(v)) for v in box)
+    cv2.rectangle(out, (x, y), (x + bw, y + bh), colour, thick)
+    if info.lost:
+        cv2.putText(out, "LOST?", (max(0, x), max(int(20 * scale), y - 6)), cv2.FONT_HERSHEY_SIMPLEX,
+                    0.8 * scale, RED, thick, cv2.LINE_AA)
+    fps = "--" if math.isnan(info.fps) else f"{info.fps:.1f}"
+    lines = [f"{info.name}  budget {info.budget:.3f}  {info.gops:.2f} GOPs/frame",
+             f"FPS {fps}  conf {info.confidence:.2f}" + ("  PAUSED" if info.paused else "")]
+    line_h = int(24 * scale) + 4
+    band = out[: line_h * len(lines) + 6]
+    band[:] = (band * 0.45).astype(np.uint8)  # darken the top so the text reads on any frame
+    for k, text in enumerate(lines):
+        cv2.putText(out, text, (6, line_h * (k + 1)), cv2.FONT_HERSHEY_SIMPLEX, 0.6 * scale, WHITE, thick,
+                    cv2.LINE_AA)
+    return out
+
+
+def show(image: np.ndarray, wait_ms: int = 1) -> str | None:
+    """Show a frame; the action of the key pressed ('quit', 'pause', 'reselect') or None."""
+    cv2.imshow(WINDOW, image)
+    key = cv2.waitKey(wait_ms) & 0xFF
+    if cv2.getWindowProperty(WINDOW, cv2.WND_PROP_VISIBLE) < 1:
+        return "quit"  # the user closed the window
+    return KEYS.get(key)
+
+
+def select_target(frame: np.ndarray) -> list[float] | None:
+    """Let the user drag a box on ``frame`` (ENTER/space confirms, c cancels); None when cancelled."""
+    print("draw the target with the mouse, then press ENTER or space (c cancels)", file=sys.stderr)
+    x, y, w, h = cv2.selectROI(WINDOW, frame, showCrosshair=True, fromCenter=False)
+    return [float(x), float(y), float(w), float(h)] if w > 0 and h > 0 else None
+
+
+def start_tracker(tracker: SiamFCTracker, frame: np.ndarray, box: list[float]) -> None:
+    """``tracker.init`` with a bad box (zero size, outside the frame) turned into a UsageError."""
+    try:
+        tracker.init(frame, box)
+    except ValueError as err:
+        raise UsageError(f"--init: {err}") from None
+
+
+# ---------------------------------------------------------------- outputs
+
+
+@contextmanager
+def video_sink(path: str | Path, fps: float, size: tuple[int, int]) -> Iterator[Callable[[np.ndarray], None]]:
+    """Write frames to ``path`` (mp4v) through a temporary file renamed at the end, removed on failure."""
+    with atomic_path(path) as tmp:
+        writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*"mp4v"), fps, size)
+        try:
+            if not writer.isOpened():
+                raise UsageError(f"cannot write video {path}: OpenCV has no mp4v writer for it")
+            yield writer.write
+        finally:
+            writer.release()
+
+
+@contextmanager
+def boxes_sink(path: str | Path) -> Iterator[Callable[[np.ndarray], None]]:
+    """Write one ``x,y,w,h`` line per frame to ``path``, atomically."""
+    with atomic_path(path) as tmp, tmp.open("w", encoding="utf-8") as f:
+        yield lambda box: f.write(",".join(f"{float(v):.2f}" for v in box) + "\n")
+
+
+@contextmanager
+def open_outputs(args: argparse.Namespace, fps: float, size: tuple[int, int]) -> Iterator[list[Callable]]:
+    """The writers asked for (--output video, --save-boxes), as ``write(annotated, box)`` callables."""
+    with ExitStack() as stack:
+        writers: list[Callable] = []
+        try:
+            if args.output:
+                write_frame = stack.enter_context(video_sink(args.output, fps, size))
+                writers.append(lambda annotated, box: write_frame(annotated))
+            if args.save_boxes:
+                write_box = stack.enter_context(boxes_sink(args.save_boxes))
+                writers.append(lambda annotated, box: write_box(box))
+        except OSError as err:
+            raise UsageError(f"cannot write output: {err}") from None
+        yield writers
+
+
+# ---------------------------------------------------------------- the loop
+
+
+@dataclass
+class RunStats:
+    """Counts and times of one run; FPS counts update() only (decoding and drawing excluded)."""
+
+    frames: int = 0
+    update_seconds: float = 0.0
+    wall_seconds: float = 0.0
+    lost_frames: int = 0
+    reselections: int = 0
+    stopped: str = "end of source"
+    mode: str = "headless"
+
+    @property
+    def fps(self) -> float:
+        return (self.frames - 1) / self.update_seconds if self.update_seconds > 0 else float("nan")
+
+
+def wait_paused(annotated: np.ndarray) -> str | None:
+    """Hold the current frame until space (resume), q/Esc (quit) or r (re-select)."""
+    while True:
+        action = show(annotated, 50)
+        if action in ("quit", "reselect"):
+            return action
+        if action == "pause":
+            return None
+
+
+def track(source: FrameSource, tracker: SiamFCTracker, frame: np.ndarray, box: list[float],
+          writers: list[Callable], display: bool, max_frames: int | None) -> RunStats:
+    """Track frame by frame: write and show each annotated frame, handle the keys; returns the stats."""
+    stats, times = RunStats(mode="in a window" if display else "headless"), deque(maxlen=30)
+    info = Overlay(tracker.name, tracker.budget, tracker.cfg.scale_num * tracker.ops / 1e9)
+    total = min(n for n in (source.total, max_frames, sys.maxsize) if n is not None)
+    bar = tqdm(total=None if total == sys.maxsize else total, unit="frame", desc="tracking",
+               disable=True if display else None)  # a bar on a terminal only, and never beside a window
+    start = time.perf_counter()
+    try:
+        while True:
+            annotated = draw_overlay(frame, box, info)
+            for write in writers:
+                write(annotated, box)
+            stats.frames += 1
+            bar.update()
+            action = show(annotated) if display else None
+            if action == "pause":
+                info.paused = True
+                action = wait_paused(draw_overlay(frame, box, info))
+                info.paused = False
+            if action == "quit":
+                stats.stopped = "quit"
+                break
+            if action == "reselect":
+                chosen = select_target(frame)
+                if chosen is not None:
+                    tracker.init(frame, chosen)
+                    stats.reselections += 1
+            if max_frames is not None and stats.frames >= max_frames:
+                stats.stopped = f"--max-frames {max_frames}"
+                break
+            frame = source.read()
+            if frame is None:
+                break
+            t0 = time.perf_counter()
+            box = tracker.update(frame)
+            dt = time.perf_counter() - t0
+            stats.update_seconds += dt
+            stats.lost_frames += int(tracker.lost)
+            times.append(dt)
+            info.fps, info.confidence, info.lost = len(times) / sum(times), tracker.confidence, tracker.lost
+            if stats.frames % 10 == 0:
+                bar.set_postfix(fps=f"{info.fps:.1f}", conf=f"{info.confidence:.2f}", refresh=False)
+    except KeyboardInterrupt:
+        stats.stopped = "Ctrl-C"
+    finally:
+        bar.close()
+        stats.wall_seconds = time.perf_counter() - start
+    return stats
+
+
+def summary(source: FrameSource, tracker: SiamFCTracker, stats: RunStats, args: argparse.Namespace) -> str:
+    """The lines printed at the end of a run."""
+    gops = tracker.ops / 1e9
+    wall = stats.frames / stats.wall_seconds if stats.wall_seconds > 0 else float("nan")
+    scales = tracker.cfg.scale_num
+    run = f"{stats.frames} frames from {source.name} ({stats.stopped})"
+    cost = f"budget {tracker.budget:.3f} (achieved), {scales} x {gops:.3f} = {scales * gops:.3f} GOPs/frame"
+    lines = [f"{run}, model {tracker.name} on {tracker.device}, {stats.mode}",
+             f"mean FPS {stats.fps:.1f} (update only), {wall:.1f} end to end (decoding, drawing, writing)",
+             cost, f"frames flagged LOST?: {stats.lost_frames}"]
+    if stats.reselections:
+        lines[-1] += f", re-selections: {stats.reselections}"
+    lines += [f"wrote {name}" for name in (args.output, args.save_boxes) if name]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the demo; returns the exit code (bad input raises UsageError -> exit 2 through run_cli)."""
+    args = build_parser().parse_args(argv)
+    init_box = parse_box(args.init) if args.init is not None else None
+    check_outputs(args)
+    display = not args.no_display and has_display()
+    if init_box is None and not display:
+        raise UsageError("--init x,y,w,h is needed without a display (--no-display, or no DISPLAY / "
+                         "WAYLAND_DISPLAY): there is no window to draw the target in")
+    if args.threads > 0:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    checkpoint = resolve_checkpoint(args)
+    source = open_source(args)
+    try:
+        frame = first_frame(source)
+        tracker = load_tracker(checkpoint, device=args.device)
+        box = init_box if init_box is not None else select_target(frame)
+        if box is None:
+            print("no target selected (selection cancelled); nothing to track", file=sys.stderr)
+            return 1
+        start_tracker(tracker, frame, box)
+        with open_outputs(args, source.fps, frame.shape[1::-1]) as writers:
+            stats = track(source, tracker, frame, box, writers, display, args.max_frames)
+    finally:
+        source.close()
+        if display:
+            cv2.destroyAllWindows()
+    print(summary(source, tracker, stats, args))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(run_cli(main))

@@ -12,7 +12,9 @@ from __future__ import annotations
 import argparse
 import math
 import os
+import signal
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -113,9 +115,15 @@ def _meta(args: argparse.Namespace, mask_json: dict, iteration: int, wall: float
             "seed": args.seed, "code_version": code_version(), "metrics": {}}
 
 
+def _interrupt(_signum, _frame) -> None:
+    raise KeyboardInterrupt
+
+
 def train(args: argparse.Namespace, stop_at: int | None = None) -> int:
     """Run training; ``stop_at`` ends the run early at that iteration (as an interruption would)."""
     _check(args)
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _interrupt)  # a scheduler's kill saves a checkpoint like Ctrl-C
     rank, world = _distributed()
     device = _device(args.device, rank)
     if args.threads:
