@@ -1,0 +1,190 @@
+"""MixBin search (DESIGN.md section 4): gated FP/binary mixing under a budget, exact hard selection, then
+the shared fine-tuning with the mask fixed.
+
+    python -m mixbin.search --data ../shared/data/classification/cifar10 --backbone resnet --width 0.5 \
+        --budget 0.3 --iterations 300 --init-from runs/fp/checkpoint.safetensors --out masks/resnet-0.3.json
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import time
+from dataclasses import asdict, dataclass
+
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from backbones.cli import UsageError, run_cli
+from backbones.cost import UnitCosts
+from backbones.mask import Mask
+from mixbin.common import (
+    add_length_args,
+    add_mask_output_args,
+    add_task_args,
+    build_task,
+    check_budget,
+    check_outputs,
+    finish,
+    initial_model,
+    reference_costs,
+)
+from mixbin.finetune import cosine, make_optimizer
+from mixbin.gates import GateSet, anneal, budget_matched_init
+from mixbin.provenance import command_line, seed_everything
+from mixbin.select import select_fp
+from mixbin.task import Task, epochs_to_iterations
+
+PROG = "python -m mixbin.search"
+DEFAULT_SEARCH_EPOCHS = 5.0
+
+
+@dataclass
+class SearchSettings:
+    """Search hyper-parameters: beta annealed geometrically, lambda_c linearly, lambda_b constant."""
+
+    iterations: int
+    lr: float = 1e-3
+    gate_lr: float = 0.05
+    lambda_budget: float = 20.0
+    lambda_crisp_start: float = 0.0
+    lambda_crisp_end: float = 1.0
+    beta_start: float = 1.0
+    beta_end: float = 50.0
+    gate_init: float | None = None  # None: the uniform gate value whose soft OPs equal the target
+
+
+@dataclass
+class SearchResult:
+    """The exact hard selection and the gates it came from (at the final beta)."""
+
+    states: dict[str, str]
+    gates: dict[str, float]
+    psi: dict[str, float]
+    soft_budget: float
+    undecided: int
+    task_loss: float
+
+
+def selection_tiebreak(psi: dict[str, float]) -> dict[str, float]:
+    """sigmoid(psi): breaks ties between equal gate sums (gates crisp at 0 or 1) in favour of larger psi,
+    and, being positive, fills budget the crisp gates left unused."""
+    return {n: 1.0 / (1.0 + math.exp(-min(max(p, -700.0), 700.0))) for n, p in psi.items()}
+
+
+def mixbin_search(task: Task, model: nn.Module, costs: UnitCosts, target: float, settings: SearchSettings,
+                  seed: int = 0) -> SearchResult:
+    """Train weights and gates jointly on task loss + lambda_b budget loss + lambda_c crispness loss, then
+    pick the FP set exactly (max sum of gates, ties by psi, budget never exceeded)."""
+    seed_everything(seed)
+    backbone = model.backbone
+    init = settings.gate_init if settings.gate_init is not None else budget_matched_init(costs, target)
+    gates = GateSet(list(costs.unit_macs), init=init, beta=settings.beta_start).to(task.device)
+    weights_opt = make_optimizer(model.parameters(), settings.lr)
+    gates_opt = torch.optim.Adam(gates.parameters(), lr=settings.gate_lr)
+    batches = task.train_batches()
+    n = settings.iterations
+    model.train()
+    task_loss = float("nan")
+    bar = tqdm(range(n), desc="mixbin search", dynamic_ncols=True, leave=False)
+    try:
+        for step in bar:
+            progress = step / max(n - 1, 1)
+            gates.beta = anneal(settings.beta_start, settings.beta_end, progress)
+            lambda_c = anneal(settings.lambda_crisp_start, settings.lambda_crisp_end, progress, "linear")
+            for group in weights_opt.param_groups:
+                group["lr"] = cosine(settings.lr, step / max(n, 1))
+            gates.apply(backbone)
+            loss_task = task.loss(model, next(batches))
+            loss = (loss_task + settings.lambda_budget * gates.budget_loss(costs, target)
+                    + lambda_c * gates.crispness_loss())
+            weights_opt.zero_grad(set_to_none=True)
+            gates_opt.zero_grad(set_to_none=True)
+            loss.backward()
+            weights_opt.step()
+            gates_opt.step()
+            task_loss = float(loss_task.detach())
+            bar.set_postfix(loss=f"{task_loss:.3f}", budget=f"{float(gates.soft_budget(costs).detach()):.3f}",
+                            undecided=gates.undecided())
+    finally:
+        bar.close()
+        gates.remove(backbone)
+    gates.beta = settings.beta_end
+    z = gates.as_dict()
+    psi = dict(zip(gates.names, gates.psi.detach().cpu().tolist()))
+    states = select_fp(z, costs, target, tiebreak=selection_tiebreak(psi))
+    return SearchResult(states, z, psi, float(gates.soft_budget(costs).detach()), gates.undecided(),
+                        task_loss)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description="MixBin: choose which units of a backbone stay full precision under an OPs budget "
+                    "(gated search, exact hard selection that never exceeds the budget, fine-tuning); "
+                    "writes the mask and the fine-tuned weights.")
+    add_task_args(parser)
+    add_length_args(parser, "search", DEFAULT_SEARCH_EPOCHS)
+    add_mask_output_args(parser)
+    defaults = SearchSettings(iterations=0)
+    parser.add_argument("--gate-lr", type=float, default=defaults.gate_lr,
+                        help=f"Adam learning rate of the gate parameters psi (default {defaults.gate_lr:g})")
+    parser.add_argument("--lambda-budget", type=float, default=defaults.lambda_budget,
+                        help=f"weight of the budget loss (default {defaults.lambda_budget:g})")
+    parser.add_argument("--lambda-crisp", type=float, default=defaults.lambda_crisp_end,
+                        help="final weight of the crispness loss, annealed linearly from 0 "
+                             f"(default {defaults.lambda_crisp_end:g})")
+    parser.add_argument("--beta-start", type=float, default=defaults.beta_start,
+                        help=f"initial gate sharpness (default {defaults.beta_start:g})")
+    parser.add_argument("--beta-end", type=float, default=defaults.beta_end,
+                        help=f"final gate sharpness, annealed geometrically (default {defaults.beta_end:g})")
+    parser.add_argument("--keep-search-weights", action="store_true",
+                        help="fine-tune from the weights trained during the search instead of from the "
+                             "starting weights (--init-from or the seeded initialisation) that every "
+                             "baseline starts from")
+    parser.add_argument("--gate-init", type=float, default=None,
+                        help="initial gate value in (0, 1) (default: the value whose soft OPs equal the budget)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    started = time.perf_counter()
+    args.width = 1.0 if args.width is None else args.width
+    check_outputs(args)
+    costs = reference_costs(args.backbone, args.width)
+    check_budget(costs, args.budget, args.backbone, args.width)
+    if not (0 < args.beta_start <= args.beta_end):
+        raise UsageError(f"need 0 < --beta-start <= --beta-end, got {args.beta_start:g} and {args.beta_end:g}")
+    if args.gate_init is not None and not 0 < args.gate_init < 1:
+        raise UsageError(f"--gate-init must lie in (0, 1), got {args.gate_init:g}")
+    task = build_task(args)
+    iterations = epochs_to_iterations(task, args.epochs, args.iterations, DEFAULT_SEARCH_EPOCHS)
+    settings = SearchSettings(iterations=iterations, lr=args.lr, gate_lr=args.gate_lr,
+                              lambda_budget=args.lambda_budget, lambda_crisp_end=args.lambda_crisp,
+                              beta_start=args.beta_start, beta_end=args.beta_end, gate_init=args.gate_init)
+    start = Mask(args.backbone, args.width, {n: "fp" for n in costs.unit_macs})
+    seed_everything(args.seed)  # the same starting weights as every baseline with this seed
+    model = initial_model(task, start, args.init_from)
+    start_weights = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    search_started = time.perf_counter()
+    result = mixbin_search(task, model, costs, args.budget, settings, args.seed)
+    search_time = time.perf_counter() - search_started
+    if not args.keep_search_weights:  # fine-tune from the same start as the baselines: only the mask differs
+        model.load_state_dict(start_weights)
+    mask = Mask(args.backbone, args.width, result.states, {"target": args.budget})
+    provenance = {"method": "mixbin", "command": command_line("mixbin.search", argv),
+                  "search": asdict(settings), "search_time_s": round(search_time, 2),
+                  "search_s_per_iteration": round(search_time / max(iterations, 1), 3),
+                  "gates": result.gates, "psi": result.psi, "soft_budget": result.soft_budget,
+                  "undecided": result.undecided,
+                  "finetune_from": "search weights" if args.keep_search_weights else "start weights"}
+    saved = finish(task, model, mask, args, provenance, started)
+    fp = [n for n, s in saved.units.items() if s == "fp"]
+    print(f"wrote {args.out}: budget {saved.budget['achieved']:.4f} (target {args.budget:g}), FP units "
+          f"{', '.join(fp) or 'none'}; {task.name} metrics {saved.search['metrics']}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(run_cli(main))

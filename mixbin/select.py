@@ -1,0 +1,142 @@
+"""Hard selection of the FP units under a budget: MixBin's exact knapsack, its brute-force reference, and
+the greedy fills of the baselines. Budgets are checked in exact integer arithmetic, so no result ever
+exceeds the target.
+
+Exact selection maximises, lexicographically, (1) the sum of the units' scores (gate values z for MixBin),
+(2) the sum of their tie-breakers (MixBin: sigmoid(psi), positive and increasing in psi, so that budget
+left over by crisp gates goes to the units the search ranked highest), both quantized to 1e-12,
+(3) the OPs used, (4) earlier units in forward order, over every FP set S with budget(S) <= target. The
+last key makes the optimum unique.
+"""
+from __future__ import annotations
+
+import itertools
+import math
+from fractions import Fraction
+
+import numpy as np
+
+from backbones.cost import UnitCosts
+
+MAX_EXACT_UNITS = 24
+SCORE_SCALE = 10**12
+_CHUNK = 1 << 16
+
+
+def _capacity(costs: UnitCosts, target: float) -> int:
+    """Extra OPs (in 1/64 MACs) that FP units may add over the all-binary network within ``target``."""
+    fixed, total = costs.fixed_macs, sum(costs.unit_macs.values())
+    limit = Fraction(target) * 64 * (fixed + total)
+    return math.floor(limit) - 64 * fixed - total
+
+
+def _extra(costs: UnitCosts, name: str) -> int:
+    """What turning one unit from binary to FP adds, in 1/64 MACs (exact)."""
+    return 63 * costs.unit_macs[name]
+
+
+def fits(fp_units: set[str] | list[str], costs: UnitCosts, target: float) -> bool:
+    """Whether the mask with exactly ``fp_units`` FP has budget <= ``target`` (exact arithmetic)."""
+    return sum(_extra(costs, n) for n in fp_units) <= _capacity(costs, target)
+
+
+def states_for(fp_units: set[str] | list[str], names: list[str]) -> dict[str, str]:
+    """{unit: 'fp' | 'binary'} for every name, FP exactly for ``fp_units``."""
+    chosen = set(fp_units)
+    return {n: "fp" if n in chosen else "binary" for n in names}
+
+
+def check_reachable(costs: UnitCosts, target: float) -> None:
+    """Raise ValueError stating the reachable range when ``target`` is below the all-binary budget or above 1."""
+    if not (target <= 1.0 and _capacity(costs, target) >= 0):
+        raise ValueError(f"budget {target:g} is outside the reachable range "
+                         f"[{costs.min_budget:.4f}, 1] for this backbone and width")
+
+
+def _quantize(values: list[float], scale: int, name: str) -> list[int]:
+    out = []
+    for v in values:
+        if not math.isfinite(v):
+            raise ValueError(f"{name} must be finite, got {v}")
+        out.append(round(v * scale))
+    return out
+
+
+def _keys(names: list[str], scores: dict[str, float], tiebreak: dict[str, float] | None,
+          costs: UnitCosts) -> tuple[list[int], list[int], list[int]]:
+    missing = [n for n in names if n not in scores]
+    if missing:
+        raise ValueError(f"no score for unit(s) {', '.join(missing)}")
+    tb = tiebreak or {}
+    if any(abs(scores[n]) > 1e3 or abs(tb.get(n, 0.0)) > 1e3 for n in names):
+        raise ValueError("scores and tie-breakers must lie in [-1000, 1000] (normalise them first)")
+    s = _quantize([scores[n] for n in names], SCORE_SCALE, "scores")
+    t = _quantize([tb.get(n, 0.0) for n in names], SCORE_SCALE, "tie-breakers")
+    return s, t, [_extra(costs, n) for n in names]
+
+
+def select_fp(scores: dict[str, float], costs: UnitCosts, target: float,
+              tiebreak: dict[str, float] | None = None) -> dict[str, str]:
+    """Exact hard selection: the states whose FP set maximises the objective above within ``target``.
+
+    Enumerates all 2^n FP sets in vectorised chunks (n <= 24 units; the backbones have 4 and 8).
+    """
+    names = list(costs.unit_macs)
+    n = len(names)
+    if n > MAX_EXACT_UNITS:
+        raise ValueError(f"exact selection supports at most {MAX_EXACT_UNITS} units, got {n}")
+    check_reachable(costs, target)
+    s, t, e = _keys(names, scores, tiebreak, costs)
+    cap = _capacity(costs, target)
+    shifts = np.array([n - 1 - i for i in range(n)], dtype=np.int64)  # unit 0 is the most significant bit
+    vs, vt, ve = (np.array(x, dtype=np.int64) for x in (s, t, e))
+    best: tuple[int, int, int, int] | None = None
+    for start in range(0, 1 << n, _CHUNK):
+        idx = np.arange(start, min(start + _CHUNK, 1 << n), dtype=np.int64)
+        bits = (idx[:, None] >> shifts) & 1
+        extra = bits @ ve
+        ok = extra <= cap
+        if not ok.any():
+            continue
+        idx, bits, extra = idx[ok], bits[ok], extra[ok]
+        score, tie = bits @ vs, bits @ vt
+        i = np.lexsort((idx, extra, tie, score))[-1]
+        cand = (int(score[i]), int(tie[i]), int(extra[i]), int(idx[i]))
+        if best is None or cand > best:
+            best = cand
+    assert best is not None  # the empty set always fits once the target is reachable
+    chosen = {names[i] for i in range(n) if (best[3] >> (n - 1 - i)) & 1}
+    return states_for(chosen, names)
+
+
+def select_fp_brute_force(scores: dict[str, float], costs: UnitCosts, target: float,
+                          tiebreak: dict[str, float] | None = None) -> dict[str, str]:
+    """Reference for tests: the same objective by plain itertools enumeration and tuple comparison."""
+    names = list(costs.unit_macs)
+    check_reachable(costs, target)
+    s, t, e = _keys(names, scores, tiebreak, costs)
+    best, best_set = None, ()
+    for r in range(len(names) + 1):
+        for subset in itertools.combinations(range(len(names)), r):
+            if not fits([names[i] for i in subset], costs, target):
+                continue
+            earliness = sum(1 << (len(names) - 1 - i) for i in subset)
+            key = (sum(s[i] for i in subset), sum(t[i] for i in subset), sum(e[i] for i in subset), earliness)
+            if best is None or key > best:
+                best, best_set = key, subset
+    return states_for({names[i] for i in best_set}, names)
+
+
+def greedy_fill(order: list[str], costs: UnitCosts, target: float) -> dict[str, str]:
+    """Scan units in ``order`` and keep each FP if it still fits; one that does not fit is skipped."""
+    names = list(costs.unit_macs)
+    if sorted(order) != sorted(names):
+        raise ValueError("greedy order must list every unit exactly once")
+    check_reachable(costs, target)
+    room = _capacity(costs, target)
+    chosen = set()
+    for name in order:
+        if _extra(costs, name) <= room:
+            chosen.add(name)
+            room -= _extra(costs, name)
+    return states_for(chosen, names)

@@ -1,0 +1,329 @@
+"""MixBin: gates, budget losses, exact selection vs brute force, greedy fills, baselines, checkpoints, CLIs."""
+from __future__ import annotations
+
+import itertools
+import json
+import random
+from pathlib import Path
+
+import pytest
+import torch
+
+from backbones.cli import run_cli
+from backbones.cost import UnitCosts, unit_costs
+from backbones.mask import load_mask, save_mask, uniform_mask
+from backbones.registry import build_backbone, build_classifier
+from mixbin import baseline, search, train
+from mixbin.checkpoint import load_sliced_weights, load_weights, save_checkpoint
+from mixbin.data import ToNetworkInput
+from mixbin.gates import GateSet, anneal, budget_matched_init, heaviside, psi_for
+from mixbin.select import fits, greedy_fill, select_fp, select_fp_brute_force, states_for
+from tracker.model import build_siamfc
+
+CIFAR = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "classification" / "cifar10"
+needs_cifar = pytest.mark.skipif(not CIFAR.is_dir(), reason=f"real CIFAR-10 subset not found under {CIFAR}")
+TINY = ["--input-size", "96", "--batch-size", "4", "--limit", "12", "--device", "cpu"]
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Two threads on two shared cores stall each other; one keeps the timings steady."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def resnet_costs() -> UnitCosts:
+    return unit_costs(build_backbone("resnet", 0.25))
+
+
+# --- gates -------------------------------------------------------------------------------------------
+
+def test_gate_starts_at_init_and_limits_are_a_step():
+    gates = GateSet(["a", "b", "c"], init=0.3, beta=2.0)
+    assert torch.allclose(gates.values(), torch.full((3,), 0.3), atol=1e-6)
+    assert psi_for(0.5, 1.0) == 0.0
+    psi = torch.tensor([-0.2, -1e-3, 0.0, 1e-3, 0.2])
+    assert heaviside(psi, 1e6).tolist() == [0.0, 0.0, 0.5, 1.0, 1.0]
+    assert torch.all(heaviside(psi, 1.0) > 0) and torch.all(heaviside(psi, 1.0) < 1)
+    assert anneal(1.0, 50.0, 0.0) == 1.0 and anneal(1.0, 50.0, 1.0) == pytest.approx(50.0)
+    assert anneal(0.0, 2.0, 0.5, "linear") == 1.0
+    with pytest.raises(ValueError):
+        psi_for(1.0, 1.0)
+
+
+def test_soft_ops_crispness_and_undecided(resnet_costs):
+    names = list(resnet_costs.unit_macs)
+    gates = GateSet(names, init=0.5)
+    assert float(gates.crispness_loss().detach()) == pytest.approx(0.25)
+    assert gates.undecided() == len(names)
+    with torch.no_grad():
+        gates.psi.fill_(100.0)
+    assert float(gates.soft_ops(resnet_costs).detach()) == pytest.approx(resnet_costs.fp_ops)
+    assert gates.undecided() == 0 and float(gates.crispness_loss().detach()) < 1e-12
+    with torch.no_grad():
+        gates.psi.fill_(-100.0)
+    assert float(gates.soft_budget(resnet_costs).detach()) == pytest.approx(resnet_costs.min_budget)
+    init = budget_matched_init(resnet_costs, 0.4)
+    assert float(GateSet(names, init=init).soft_budget(resnet_costs).detach()) == pytest.approx(0.4, abs=1e-6)
+
+
+@pytest.mark.parametrize("init,target", [(0.9, 0.3), (0.05, 0.6)])
+def test_budget_loss_pushes_soft_ops_to_the_target(resnet_costs, init, target):
+    gates = GateSet(list(resnet_costs.unit_macs), init=init)
+    optimizer = torch.optim.Adam(gates.parameters(), lr=0.1)
+    start = abs(float(gates.soft_budget(resnet_costs).detach()) - target)
+    for _ in range(150):
+        optimizer.zero_grad()
+        gates.budget_loss(resnet_costs, target).backward()
+        optimizer.step()
+    end = abs(float(gates.soft_budget(resnet_costs).detach()) - target)
+    assert start > 0.2 and end < 0.01
+
+
+def test_gates_mix_the_paths_and_receive_gradients():
+    model = build_classifier("alexnet", 10, 0.25)
+    gates = GateSet(list(model.backbone.units()), init=0.5)
+    gates.apply(model.backbone)
+    assert all(u.gate is not None for u in model.backbone.units().values())
+    model(torch.randn(2, 3, 96, 96)).sum().backward()
+    assert gates.psi.grad is not None and torch.all(gates.psi.grad != 0)
+    gates.remove(model.backbone)
+    assert all(u.gate is None for u in model.backbone.units().values())
+
+
+# --- hard selection ------------------------------------------------------------------------------------
+
+def _costs(fixed: int, macs: list[int]) -> UnitCosts:
+    return UnitCosts(fixed, {f"u{i}": m for i, m in enumerate(macs)})
+
+
+def test_selection_on_a_hand_made_instance():
+    costs = _costs(64, [64, 64, 128, 640])  # FP OPs 960, all-binary 78; FP adds 63/64 of a unit's MACs
+    target = (78 + 63 + 63 + 126) / 960  # room for u0 + u1 + u2, never for u3 (630)
+    states = select_fp({"u0": 0.9, "u1": 0.2, "u2": 0.6, "u3": 1.0}, costs, target)
+    assert states == {"u0": "fp", "u1": "fp", "u2": "fp", "u3": "binary"}
+    # a tie in gate values is broken by the tie-breaker (psi), then by OPs, then by the earlier unit
+    tie = {"u0": 0.5, "u1": 0.5, "u2": 0.0, "u3": 0.0}
+    tight = (78 + 63) / 960  # room for one of u0, u1
+    assert select_fp(tie, costs, tight) == states_for({"u0"}, list(costs.unit_macs))
+    assert select_fp(tie, costs, tight, {"u1": 0.7, "u0": 0.6}) == states_for({"u1"}, list(costs.unit_macs))
+
+
+def test_selection_equals_brute_force_and_never_exceeds_the_budget():
+    rng = random.Random(0)
+    for _ in range(40):
+        n = rng.randint(1, 7)
+        costs = _costs(rng.randint(1, 500), [rng.choice([10, 64, 100, 128, 333]) for _ in range(n)])
+        names = list(costs.unit_macs)
+        scores = {u: rng.choice([0.0, 0.25, 0.5, 1.0, rng.random()]) for u in names}  # many ties
+        tiebreak = {u: rng.choice([0.1, 0.5, rng.random()]) for u in names}
+        target = rng.uniform(costs.min_budget, 1.0)
+        for tb in (None, tiebreak):
+            exact = select_fp(scores, costs, target, tb)
+            assert exact == select_fp_brute_force(scores, costs, target, tb)
+            assert costs.budget(exact) <= target
+            fp = [u for u in names if exact[u] == "fp"]
+            assert fits(fp, costs, target)
+    with pytest.raises(ValueError, match="reachable range"):
+        select_fp({"u0": 1.0}, _costs(100, [100]), 0.4)
+
+
+def test_selection_on_the_real_resnet_costs(resnet_costs):
+    names = list(resnet_costs.unit_macs)
+    scores = {u: v for u, v in zip(names, [1.0, 0.0, 1.0, 1.0, 0.0, 1.0, 0.5, 0.5])}
+    for target in (resnet_costs.min_budget + 1e-6, 0.2, 0.3, 0.55, 1.0):
+        exact = select_fp(scores, resnet_costs, target)
+        assert exact == select_fp_brute_force(scores, resnet_costs, target)
+        assert resnet_costs.budget(exact) <= target
+
+
+def test_greedy_fill_skips_units_that_do_not_fit_and_goes_on():
+    costs = _costs(64, [64, 640, 128])  # FP OPs 896, all-binary 77
+    target = (77 + 63 + 126) / 896  # room for u0 and u2 but not u1 (630)
+    order = ["u0", "u1", "u2"]
+    assert greedy_fill(order, costs, target) == {"u0": "fp", "u1": "binary", "u2": "fp"}
+    assert greedy_fill(order[::-1], costs, target) == {"u0": "fp", "u1": "binary", "u2": "fp"}
+    assert baseline.first_mask(costs, 1.0) == {u: "fp" for u in order}
+    wide = _costs(0, [100, 100, 100, 100])
+    two = (400 / 64 + 2 * 100 * 63 / 64) / 400
+    assert baseline.first_mask(wide, two) == states_for({"u0", "u1"}, list(wide.unit_macs))
+    assert baseline.last_mask(wide, two) == states_for({"u2", "u3"}, list(wide.unit_macs))
+    assert baseline.random_mask(wide, two, 3) == baseline.random_mask(wide, two, 3)
+    assert sum(s == "fp" for s in baseline.random_mask(wide, two, 3).values()) == 2
+
+
+# --- baselines on a synthetic task ---------------------------------------------------------------------
+
+class _RandomTask:
+    """A tiny stand-in task on random images, enough to exercise the loss-probing baselines."""
+
+    name, backbone, width, device, seed = "random", "alexnet", 0.25, torch.device("cpu"), 0
+
+    def make_model(self, mask):
+        return build_classifier(mask.backbone, 3, mask.width, mask.units)
+
+    def loss(self, model, batch):
+        return torch.nn.functional.cross_entropy(model(batch[0]), batch[1])
+
+    def heldout_batch(self):
+        generator = torch.Generator().manual_seed(1)
+        return torch.randn(6, 3, 96, 96, generator=generator), torch.tensor([0, 1, 2, 0, 1, 2])
+
+
+def test_iterative_and_sensitivity_meet_the_budget():
+    task = _RandomTask()
+    costs = unit_costs(build_backbone("alexnet", 0.25))
+    model = task.make_model(uniform_mask("alexnet", 0.25, "fp"))
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    target = costs.min_budget + 0.6 * (1 - costs.min_budget)
+    states, trace = baseline.iterative_mask(task, model, costs, target)
+    assert costs.budget(states) <= target and trace
+    assert {n for n, _ in trace} == {n for n in costs.unit_macs if states[n] == "binary"}
+    states, delta = baseline.sensitivity_mask(task, model, costs, target)
+    scale = max(abs(v) for v in delta.values())
+    assert states == select_fp({n: v / scale for n, v in delta.items()}, costs, target)
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())  # probes change nothing
+
+
+def test_prune_width_matches_the_budget():
+    width, ratio = baseline.prune_width("resnet", 0.5, 0.3)
+    assert width < 0.5 and ratio <= 0.3
+    full = unit_costs(build_backbone("resnet", 0.5)).fp_ops
+    assert unit_costs(build_backbone("resnet", width)).fp_ops / full == pytest.approx(ratio)
+    assert baseline.prune_width("resnet", 0.5, 1.0)[0] == 0.5
+
+
+# --- checkpoints ---------------------------------------------------------------------------------------
+
+def test_checkpoint_round_trip_into_classifier_and_siamfc(tmp_path):
+    mask = uniform_mask("alexnet", 0.25, "fp")
+    model = build_classifier("alexnet", 10, 0.25)
+    path = save_checkpoint(model, tmp_path / "ck.safetensors", mask, {"seed": 0})
+    sidecar = json.loads((tmp_path / "ck.json").read_text())
+    expected = {f"backbone.{k}" for k in model.backbone.state_dict()} | {f"head.{k}" for k in model.head.state_dict()}
+    assert set(sidecar["tensors"]) == expected
+    other = build_classifier("alexnet", 10, 0.25)
+    load_weights(other, path)
+    assert all(torch.equal(v, other.state_dict()[k]) for k, v in model.state_dict().items())
+    tracker = build_siamfc(mask)
+    load_weights(tracker, path)
+    assert all(torch.equal(v, tracker.backbone.state_dict()[k]) for k, v in model.backbone.state_dict().items())
+    narrow = build_classifier("alexnet", 10, 0.125)
+    load_sliced_weights(narrow, path)
+    assert torch.equal(narrow.backbone.conv1.weight, model.backbone.conv1.weight[: narrow.backbone.conv1.out_channels, :])
+    from backbones.cli import UsageError
+
+    with pytest.raises(UsageError, match="width"):
+        load_weights(build_classifier("alexnet", 10, 0.5), path)
+    sidecar["tensors"]["head.bias"] = [3]
+    (tmp_path / "ck.json").write_text(json.dumps(sidecar))
+    with pytest.raises(UsageError, match="disagree"):
+        load_weights(other, path)
+
+
+def test_network_input_is_bgr_with_the_tracker_normalisation():
+    image = torch.zeros(3, 2, 2, dtype=torch.uint8)
+    image[0] = 255  # red in RGB
+    out = ToNetworkInput()(image)
+    assert out[2, 0, 0] == pytest.approx((255 - 127.5) / 64) and out[0, 0, 0] == pytest.approx(-127.5 / 64)
+
+
+# --- command lines ------------------------------------------------------------------------------------
+
+def _one_line_error(capsys) -> str:
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error:") and "\n" not in err and "Traceback" not in err
+    return err
+
+
+def test_budget_outside_the_reachable_range_exits_2(tmp_path, capsys):
+    for budget in ("0.05", "1.2"):
+        rc = run_cli(search.main, ["--data", str(tmp_path), "--backbone", "resnet", "--width", "0.25",
+                                   "--budget", budget, "--out", str(tmp_path / "m.json")])
+        assert rc == 2
+        assert "[0.0978, 1]" in _one_line_error(capsys)
+    rc = run_cli(baseline.main, ["--method", "first", "--data", str(tmp_path), "--backbone", "resnet",
+                                 "--budget", "0.01", "--out", str(tmp_path / "m.json")])
+    assert rc == 2 and "reachable range" in _one_line_error(capsys)
+    assert not list(tmp_path.iterdir())
+
+
+def test_image_folder_without_images_exits_2(tmp_path, capsys):
+    for split in ("train", "test"):
+        (tmp_path / split / "cat").mkdir(parents=True)
+    args = ["--data", str(tmp_path), "--backbone", "alexnet", "--width", "0.25", "--iterations", "1",
+            "--out", str(tmp_path / "run")]
+    assert run_cli(train.main, args) == 2
+    assert "no images" in _one_line_error(capsys)
+    assert run_cli(train.main, ["--data", str(tmp_path / "train"), *args[2:]]) == 2
+    assert "train/ and test/" in _one_line_error(capsys)
+
+
+def test_mask_for_another_backbone_exits_2(tmp_path, capsys):
+    save_mask(uniform_mask("alexnet", 0.25, "binary"), tmp_path / "alex.json")
+    rc = run_cli(train.main, ["--data", str(tmp_path), "--backbone", "resnet", "--mask", str(tmp_path / "alex.json"),
+                              "--iterations", "1", "--out", str(tmp_path / "run")])
+    assert rc == 2 and "alexnet" in _one_line_error(capsys)
+
+
+def test_tracking_task_is_reported_when_missing(tmp_path, capsys):
+    pytest.importorskip("tracker")
+    try:
+        import tracker.task  # noqa: F401
+        pytest.skip("tracker.task exists")
+    except ImportError:
+        pass
+    rc = run_cli(search.main, ["--task", "tracking", "--data", str(tmp_path), "--backbone", "resnet",
+                               "--width", "0.25", "--budget", "0.3", "--out", str(tmp_path / "m.json")])
+    assert rc == 2 and "tracking task not available" in _one_line_error(capsys)
+
+
+@needs_cifar
+def test_tiny_search_on_cifar_writes_a_mask_the_tracker_loads(tmp_path, capsys):
+    run = tmp_path / "fp"
+    assert run_cli(train.main, ["--data", str(CIFAR), "--backbone", "resnet", "--width", "0.25", "--mask", "fp",
+                                "--iterations", "1", "--out", str(run), *TINY]) == 0
+    checkpoint = run / "checkpoint.safetensors"
+    out = tmp_path / "masks" / "r.json"
+    rc = run_cli(search.main, ["--data", str(CIFAR), "--backbone", "resnet", "--width", "0.25", "--budget", "0.3",
+                               "--iterations", "2", "--finetune-iterations", "1", "--seed", "3",
+                               "--init-from", str(checkpoint), "--out", str(out), *TINY])
+    assert rc == 0, capsys.readouterr().err
+    mask = load_mask(out)
+    assert mask.budget["achieved"] <= mask.budget["target"] == 0.3
+    assert mask.search["method"] == "mixbin" and mask.search["seed"] == 3 and mask.search["task"] == "classification"
+    assert set(mask.search["gates"]) == set(mask.units) and "code_version" in mask.search
+    tracker = build_siamfc(str(out))  # the classification mask loads into the tracker unchanged
+    assert tracker.backbone.mask_states() == mask.units
+    load_weights(tracker, tmp_path / "masks" / "r.weights.safetensors")
+    rc = run_cli(baseline.main, ["--method", "first", "--data", str(CIFAR), "--backbone", "resnet", "--width", "0.25",
+                                 "--budget", "0.3", "--finetune-iterations", "0", "--init-from", str(checkpoint),
+                                 "--out", str(tmp_path / "first.json"), *TINY])
+    assert rc == 0
+    assert load_mask(tmp_path / "first.json").budget["achieved"] <= 0.3
+
+
+@needs_cifar
+def test_search_and_baselines_fine_tune_from_the_same_start(tmp_path):
+    common = ["--data", str(CIFAR), "--backbone", "alexnet", "--width", "0.25", "--budget", "0.7",
+              "--finetune-iterations", "0", "--seed", "5", *TINY]
+    assert run_cli(search.main, [*common, "--iterations", "2", "--out", str(tmp_path / "s.json")]) == 0
+    assert run_cli(baseline.main, [*common, "--method", "last", "--out", str(tmp_path / "b.json")]) == 0
+    from safetensors.torch import load_file
+
+    searched, last = (load_file(tmp_path / f"{n}.weights.safetensors") for n in ("s", "b"))
+    assert searched.keys() == last.keys() and all(torch.equal(searched[k], last[k]) for k in last)
+
+
+def test_brute_force_reference_is_exhaustive():
+    costs = _costs(10, [10, 20, 30])
+    names = list(costs.unit_macs)
+    scores = {"u0": 0.3, "u1": 0.3, "u2": 0.7}
+    target = (10 + 60 / 64 + 63 * 30 / 64) / 70
+    best = max((s for r in range(4) for s in itertools.combinations(names, r) if fits(s, costs, target)),
+               key=lambda s: sum(scores[u] for u in s))
+    assert select_fp_brute_force(scores, costs, target) == states_for(set(best), names) == select_fp(
+        scores, costs, target)
