@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# MixBin vs its baselines on the CIFAR-10 subset (resnet, budgets 0.3 and 0.15), identical fine-tuning
+# from one FP checkpoint. Resumable: a run whose mask file exists is skipped.
+#   bash experiments/mixbin_cifar10.sh DATA_ROOT OUT_DIR [DEVICE] [PARALLEL]
+# Summarise with: python -m mixbin.report OUT_DIR/*.json
+set -uo pipefail
+data=${1:?ImageFolder root (train/ and test/)}; out=${2:?output folder}; device=${3:-auto}; jobs=${4:-1}
+width=${WIDTH:-1.0}; fp_epochs=${FP_EPOCHS:-15}; search_epochs=${SEARCH_EPOCHS:-3}; ft=${FINETUNE:-800}
+workers=${WORKERS:-2}; budgets=${BUDGETS:-"0.3 0.15"}
+common="--data $data --backbone resnet --width $width --device $device --workers $workers"
+mkdir -p "$out"
+fp="$out/fp/checkpoint.safetensors"
+[ -f "$fp" ] || python -m mixbin.train $common --mask fp --epochs "$fp_epochs" --out "$out/fp" > "$out/fp.log" 2>&1 \
+  || { echo "FP training failed: $out/fp.log"; exit 1; }
+init="--init-from $fp --finetune-iterations $ft"
+{
+  for b in $budgets; do
+    for s in 0 1; do echo "search b$b mixbin_s$s python -m mixbin.search $common --budget $b --epochs $search_epochs --seed $s $init"; done
+    for s in 0 1 2; do echo "baseline b$b random_s$s python -m mixbin.baseline --method random $common --budget $b --seed $s $init"; done
+    for m in iterative first last sensitivity prune; do
+      echo "baseline b$b $m python -m mixbin.baseline --method $m $common --budget $b $init"; done
+  done
+  for m in binary fp; do echo "uniform all $m python -m mixbin.train $common --mask $m --iterations $ft --init-from $fp"; done
+} | while read -r kind budget name cmd; do
+  if [ "$kind" = uniform ]; then
+    target="$out/$name/checkpoint.json"; echo "[ -f $target ] || $cmd --out $out/$name > $out/$name.log 2>&1"
+  else
+    target="$out/${budget}_$name.json"; echo "[ -f $target ] || $cmd --out $target > $out/${budget}_$name.log 2>&1"
+  fi
+done | xargs -P "$jobs" -I{} bash -c "{}"
+echo "done: $(ls "$out"/*.json 2>/dev/null | wc -l) masks in $out"
