@@ -327,3 +327,17 @@ def test_brute_force_reference_is_exhaustive():
                key=lambda s: sum(scores[u] for u in s))
     assert select_fp_brute_force(scores, costs, target) == states_for(set(best), names) == select_fp(
         scores, costs, target)
+
+
+def test_report_groups_runs_by_budget_and_method(tmp_path):
+    import json as _json
+
+    from mixbin.report import collect, table
+
+    for seed, acc in ((0, 0.5), (1, 0.7)):
+        (tmp_path / f"b0.3_random_s{seed}.json").write_text(_json.dumps({
+            "budget": {"target": 0.3, "achieved": 0.28},
+            "search": {"method": "random", "seed": seed, "metrics": {"accuracy": acc}, "wall_time_s": 10}}))
+    groups = collect(tmp_path)
+    assert [r["accuracy"] for r in groups[("0.3", "random")]] == [0.5, 0.7]
+    assert "| 0.3 | random | 2 | 0.600 | 0.500-0.700 | 0.280 | 10 |" in table(groups)
