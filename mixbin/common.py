@@ -11,13 +11,12 @@ from typing import Any
 import torch
 from torch import nn
 
-from backbones.cli import UsageError
+from backbones.cli import UsageError, code_version
 from backbones.cost import UnitCosts, unit_costs
 from backbones.mask import Mask, save_mask, with_budget
 from backbones.registry import build_backbone, check_backbone_args, list_backbones
 from mixbin.checkpoint import load_weights, save_checkpoint
 from mixbin.finetune import DEFAULT_FINETUNE_ITERATIONS, DEFAULT_LR, finetune
-from mixbin.provenance import code_version
 from mixbin.select import check_reachable
 from mixbin.task import TASKS, Task, make_task
 

@@ -11,12 +11,12 @@ import argparse
 import time
 from pathlib import Path
 
-from backbones.cli import UsageError, run_cli
+from backbones.cli import UsageError, code_version, run_cli
 from backbones.mask import resolve_mask
 from mixbin.checkpoint import save_checkpoint
 from mixbin.common import add_length_args, add_task_args, build_task, initial_model
 from mixbin.finetune import DEFAULT_LR, finetune
-from mixbin.provenance import code_version, command_line, seed_everything
+from mixbin.provenance import command_line, seed_everything
 from mixbin.task import epochs_to_iterations
 
 PROG = "python -m mixbin.train"
