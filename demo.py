@@ -22,7 +22,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from backbones.cli import UsageError, atomic_path, run_cli
+from backbones.cli import ArgumentParser, UsageError, atomic_path, positive_int, run_cli
 from tracker.siamfc import SiamFCTracker, load_tracker
 from tracker.zoo import find_zoo
 
@@ -51,25 +51,9 @@ The zoo is models/ (or $B2TRACK_MODELS): <backbone>_b<budget>.safetensors + .jso
 # ---------------------------------------------------------------- command line
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # one line and exit code 2 through run_cli, like every bad input
-        raise UsageError(message)
-
-
-def _positive(text: str) -> int:
-    """argparse type: an integer >= 1."""
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
-
-
 def build_parser() -> argparse.ArgumentParser:
     """The command line of ``python demo.py``."""
-    p = _Parser(prog="python demo.py", description=__doc__,
+    p = ArgumentParser(prog="python demo.py", description=__doc__,
                 epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--video", metavar="FILE", help="a video file OpenCV can read (.mp4, .avi, ...)")
@@ -88,7 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="write the annotated video (every frame, mp4v) here")
     p.add_argument("--save-boxes", metavar="FILE", help="write one x,y,w,h line per frame (first = init box)")
     p.add_argument("--no-display", action="store_true", help="run headless (no window)")
-    p.add_argument("--max-frames", type=_positive, metavar="N",
+    p.add_argument("--max-frames", type=positive_int, metavar="N",
                    help="stop after N frames, counting the first (default: the whole source)")
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto",
                    help="torch device (default: auto = cuda when available)")

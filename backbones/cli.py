@@ -1,6 +1,7 @@
 """Shared CLI plumbing: one-line errors with exit code 2, and atomic file writes."""
 from __future__ import annotations
 
+import argparse
 import contextlib
 import os
 import sys
@@ -11,6 +12,24 @@ from pathlib import Path
 
 class UsageError(Exception):
     """Bad input from the user: reported as one line on stderr, exit code 2, no traceback."""
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse whose usage errors are UsageErrors: one line and exit code 2 through ``run_cli``."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise UsageError(message)
+
+
+def positive_int(text: str) -> int:
+    """argparse type: an integer >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
 
 
 def run_cli(main: Callable[[list[str] | None], int | None], argv: list[str] | None = None) -> int:

@@ -21,7 +21,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from backbones.cli import UsageError, atomic_path, atomic_write_text, run_cli
+from backbones.cli import ArgumentParser, UsageError, atomic_path, atomic_write_text, positive_int, run_cli
 from eval.metrics import CE_THRESHOLDS, IOU_THRESHOLDS, mean_metrics, sequence_metrics
 from eval.static import StaticTracker
 from tracker.sequences import load_sequences
@@ -266,25 +266,9 @@ def plot_curves(summary: dict, report: Path) -> None:
 # ---------------------------------------------------------------- CLI
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # one line and exit code 2 through run_cli, like every bad input
-        raise UsageError(message)
-
-
-def _positive(text: str) -> int:
-    """argparse type: an integer >= 1."""
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
-
-
 def build_parser() -> argparse.ArgumentParser:
     """The command line of ``python -m eval.benchmark``."""
-    p = _Parser(prog="python -m eval.benchmark", description=(
+    p = ArgumentParser(prog="python -m eval.benchmark", description=(
         "Run trackers over tracking sequences (OTB, VOT, UAV123, DTB70, GOT-10k layouts under one root) "
         "and write a report: summary.json (AUC, precision@20px, AO, SR0.50/0.75 per tracker and sequence, "
         "FPS of update(), OPs and budget), OTB-layout results/, success/precision PNG plots and a table."))
@@ -295,7 +279,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="split file listing sequence folders relative to ROOT (default: every sequence found)")
     p.add_argument("--out", required=True, metavar="REPORT_DIR",
                    help="report directory to create (an earlier report there is replaced)")
-    p.add_argument("--max-frames", type=_positive, metavar="N",
+    p.add_argument("--max-frames", type=positive_int, metavar="N",
                    help="track at most N frames of each sequence, counting the init frame (quick runs)")
     p.add_argument("--device", default="cpu", help="torch device for checkpoint trackers (default: cpu)")
     return p
