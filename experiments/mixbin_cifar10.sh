@@ -20,8 +20,8 @@ init="--init-from $fp --finetune-iterations $ft"
     for m in iterative first last sensitivity prune; do
       echo "baseline b$b $m python -m mixbin.baseline --method $m $common --budget $b $init"; done
   done
-  for m in binary fp; do echo "uniform all $m python -m mixbin.train $common --mask $m --iterations $ft --init-from $fp"; done
-} | while read -r kind budget name cmd; do
+  for m in binary fp; do echo "uniform all all_$m python -m mixbin.train $common --mask $m --iterations $ft --init-from $fp"; done
+} | while read -r kind budget name cmd; do  # uniform runs: all_binary and all_fp, fine-tuned like the others
   if [ "$kind" = uniform ]; then
     target="$out/$name/checkpoint.json"; echo "[ -f $target ] || $cmd --out $out/$name > $out/$name.log 2>&1"
   else

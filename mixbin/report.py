@@ -2,7 +2,7 @@
 
     python -m mixbin.report OUT_DIR [--out table.md]
 
-Reads every mask file (``*.json`` with a ``search`` field) and the uniform runs' ``*/checkpoint.json``
+Reads every mask file (``*.json`` with a ``search`` field) and the uniform runs' ``all_*/checkpoint.json``
 written by ``experiments/mixbin_cifar10.sh``.
 """
 from __future__ import annotations
@@ -34,7 +34,7 @@ def collect(folder: Path) -> dict[tuple[str, str], list[dict]]:
     for path in sorted(folder.glob("*/checkpoint.json")):
         data = json.loads(path.read_text())
         states = set(data["mask"]["units"].values())
-        if len(states) == 1 and data.get("metrics") and path.parent.name in ("binary", "fp"):
+        if len(states) == 1 and data.get("metrics") and path.parent.name in ("all_binary", "all_fp"):
             budget = data["mask"]["budget"]["achieved"]
             groups[("all", next(iter(states)))].append({"accuracy": data["metrics"]["accuracy"], "budget": budget,
                                                          "wall": data.get("wall_time_s", 0.0), "seed": data.get("seed")})
