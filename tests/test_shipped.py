@@ -1,0 +1,55 @@
+"""What ships in the repository: MixBin masks in masks/ and the model zoo in models/."""
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import VIDEOS, needs_shared
+
+from backbones import cost as cost_cli
+from backbones.cli import run_cli
+from tracker.zoo import list_zoo
+
+REPO = Path(__file__).resolve().parents[1]
+SHIPPED_MASKS = [f"resnet_cifar10_mixbin_b{b}.json" for b in ("0.5", "0.3", "0.15")] + \
+                [f"alexnet_cifar10_mixbin_b{b}.json" for b in ("0.5", "0.3")]
+
+
+@pytest.mark.parametrize("name", SHIPPED_MASKS)
+def test_shipped_mask_loads_and_keeps_its_budget(name, capsys):
+    assert cost_cli.main(["--mask", str(REPO / "masks" / name), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    mask = json.loads((REPO / "masks" / name).read_text())
+    assert report["budget"] <= mask["budget"]["target"] + 1e-9
+    assert mask["search"]["method"] == "mixbin" and mask["search"]["data"] == "cifar10"
+
+
+def test_zoo_ships_the_default_backbone_at_four_budgets_under_40_mb():
+    zoo = list_zoo(REPO / "models")
+    assert {str(e.budget) for e in zoo} >= {"1.0", "0.5", "0.3", "min"}
+    for entry in zoo:
+        asked = 0.06 if entry.budget == "min" else float(entry.budget)
+        assert entry.backbone == "resnet" and entry.achieved <= asked + 1e-9
+    assert sum(p.stat().st_size for p in (REPO / "models").iterdir()) < 40e6
+
+
+@needs_shared
+def test_demo_first_run_command_with_the_shipped_model(tmp_path, capsys, monkeypatch):
+    import cv2
+
+    import demo
+
+    monkeypatch.delenv("B2TRACK_MODELS", raising=False)
+    monkeypatch.delenv("DISPLAY", raising=False)
+    out, boxes = tmp_path / "out.mp4", tmp_path / "boxes.txt"
+    argv = ["--video", str(VIDEOS / "bag.avi"), "--budget", "0.3", "--init", "292,128,146,132",
+            "--output", str(out), "--save-boxes", str(boxes), "--no-display", "--device", "cpu"]
+    assert run_cli(demo.main, argv) == 0
+    cap = cv2.VideoCapture(str(out))
+    frames = 0
+    while cap.read()[0]:
+        frames += 1
+    assert frames == 196 == int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
+    b = np.loadtxt(boxes, delimiter=",", ndmin=2)
+    assert b.shape == (196, 4) and np.all(np.isfinite(b))
+    assert "resnet_b0.3" in capsys.readouterr().out
