@@ -8,12 +8,11 @@ with the mask applied) on ``task.device``; ``train_batches()`` -> an endless, se
 provenance (data name and root, split sizes, settings). Attributes: ``name``, ``backbone``, ``width``,
 ``device``, ``seed``.
 
-The tracking task (the lead's, later) must provide the same on top of ``tracker``: models are
+The tracking task (``tracker.task.TrackingTask``) provides the same on top of ``tracker``: models are
 ``tracker.model.SiamFC`` (its ``.backbone`` carries the mask), batches are exemplar/search pairs from the
 tracker's pair sampler, the loss is the tracker's balanced logistic loss, ``evaluate`` reports at least
 ``loss`` on held-out pairs, and ``heldout_batch`` is a fixed batch of held-out pairs. ``make_task``
-imports it as ``tracker.task.TrackingTask`` (same keyword arguments as ``ClassificationTask``) when it
-exists.
+imports it lazily (same keyword arguments as ``ClassificationTask``), keeping ``mixbin`` importable alone.
 """
 from __future__ import annotations
 

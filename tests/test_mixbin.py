@@ -22,6 +22,8 @@ from tracker.model import build_siamfc
 
 CIFAR = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "classification" / "cifar10"
 needs_cifar = pytest.mark.skipif(not CIFAR.is_dir(), reason=f"real CIFAR-10 subset not found under {CIFAR}")
+TRACKING = CIFAR.parents[1] / "tracking"
+needs_tracking = pytest.mark.skipif(not TRACKING.is_dir(), reason=f"real tracking data not found under {TRACKING}")
 TINY = ["--input-size", "96", "--batch-size", "4", "--limit", "12", "--device", "cpu"]
 
 
@@ -269,16 +271,11 @@ def test_mask_for_another_backbone_exits_2(tmp_path, capsys):
     assert rc == 2 and "alexnet" in _one_line_error(capsys)
 
 
-def test_tracking_task_is_reported_when_missing(tmp_path, capsys):
-    pytest.importorskip("tracker")
-    try:
-        import tracker.task  # noqa: F401
-        pytest.skip("tracker.task exists")
-    except ImportError:
-        pass
+def test_tracking_task_without_splits_is_a_one_line_error(tmp_path, capsys):
     rc = run_cli(search.main, ["--task", "tracking", "--data", str(tmp_path), "--backbone", "resnet",
                                "--width", "0.25", "--budget", "0.3", "--out", str(tmp_path / "m.json")])
-    assert rc == 2 and "tracking task not available" in _one_line_error(capsys)
+    assert rc == 2 and "splits/train.txt" in _one_line_error(capsys)
+    assert not (tmp_path / "m.json").exists()
 
 
 @needs_cifar
@@ -341,3 +338,21 @@ def test_report_groups_runs_by_budget_and_method(tmp_path):
     groups = collect(tmp_path)
     assert [r["accuracy"] for r in groups[("0.3", "random")]] == [0.5, 0.7]
     assert "| 0.3 | random | 2 | 0.600 | 0.500-0.700 | 0.280 | 10 |" in table(groups)
+
+
+@needs_tracking
+def test_search_on_tracking_data_writes_a_mask_that_fits(tmp_path):
+    from backbones.cli import run_cli
+    from backbones.mask import load_mask
+    from mixbin import search
+    from tracker.model import build_siamfc
+
+    out = tmp_path / "trk.json"
+    argv = ["--task", "tracking", "--data", str(TRACKING), "--backbone", "resnet", "--width", "0.25",
+            "--budget", "0.3", "--iterations", "2", "--finetune-iterations", "1", "--batch-size", "2",
+            "--limit", "4", "--threads", "1", "--out", str(out)]
+    assert run_cli(search.main, argv) == 0
+    mask = load_mask(out)
+    assert mask.budget["achieved"] <= 0.3 and mask.search["task"] == "tracking"
+    assert 0.0 <= mask.search["metrics"]["accuracy"] <= 1.0
+    build_siamfc(mask)  # loads unchanged into the tracker

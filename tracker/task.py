@@ -1,0 +1,102 @@
+"""MixBin's tracking task: SiamFC pairs and loss, so masks can be searched on tracking data directly.
+
+Implements ``mixbin.task.Task`` (``mixbin.search --task tracking --data ROOT``): training pairs come from
+``ROOT/splits/train.txt`` and every held-out pair (probes of iterative / sensitivity, evaluation) from
+``ROOT/splits/val.txt``, so nothing scored is ever trained on.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader
+
+from backbones.cli import UsageError
+from backbones.mask import Mask
+from tracker.loss import POSITIVE_RADIUS, TOTAL_STRIDE, balanced_logistic_loss
+from tracker.model import SiamFC, build_siamfc
+from tracker.pairs import OffsetSampler, PairDataset
+from tracker.sequences import load_sequences
+from tracker.train import normalize
+
+HELDOUT_SEED = 12345  # the held-out pairs are the same whatever a run's --seed
+EVAL_PAIRS = 256
+
+
+class TrackingTask:
+    """SiamFC training pairs and balanced logistic loss on a tracking root with train / val splits."""
+
+    name = "tracking"
+
+    def __init__(self, data_root: str | Path, backbone: str, width: float = 1.0, input_size: int = 255,
+                 batch_size: int = 8, device: str | torch.device = "cpu", seed: int = 0,
+                 limit: int | None = None, workers: int = 0):
+        self.data_root = Path(data_root)
+        splits = {name: self.data_root / "splits" / f"{name}.txt" for name in ("train", "val")}
+        missing = [str(p) for p in splits.values() if not p.is_file()]
+        if missing:
+            raise UsageError(f"the tracking task needs {', '.join(missing)} (sequence folders, one per line)")
+        self.backbone, self.width, self.batch_size = backbone, float(width), batch_size
+        self.device, self.seed, self.workers = torch.device(device), seed, workers
+        self.train_pairs = PairDataset(load_sequences(self.data_root, splits["train"]), seed=seed)
+        self.val_pairs = PairDataset(load_sequences(self.data_root, splits["val"]), seed=HELDOUT_SEED)
+        self.eval_pairs = min(EVAL_PAIRS, limit) if limit else EVAL_PAIRS
+        self._heldout: tuple[torch.Tensor, torch.Tensor] | None = None
+
+    def make_model(self, mask: Mask) -> nn.Module:
+        """SiamFC on the mask's backbone, mask applied, on the task's device."""
+        return build_siamfc(mask).to(self.device)
+
+    def iterations_per_epoch(self) -> int:
+        frames = sum(len(v) for v in self.train_pairs.valid_frames)
+        return max(1, frames // self.batch_size)
+
+    def _batches(self, dataset: PairDataset, count: int) -> DataLoader:
+        sampler = OffsetSampler(0, count, self.batch_size)
+        return DataLoader(dataset, batch_size=self.batch_size, sampler=sampler, num_workers=self.workers)
+
+    def train_batches(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """Endless seeded training pairs; the same sequence on every call."""
+        yield from self._batches(self.train_pairs, 2**40)
+
+    def loss(self, model: nn.Module, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+        z, x = batch
+        return balanced_logistic_loss(model(normalize(z, self.device), normalize(x, self.device)))
+
+    def heldout_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """A fixed batch of val-split pairs (32 at most)."""
+        if self._heldout is None:
+            pairs = [self.val_pairs[i] for i in range(min(32, self.eval_pairs))]
+            self._heldout = tuple(torch.stack(t) for t in zip(*pairs, strict=True))  # type: ignore[assignment]
+        return self._heldout
+
+    @torch.no_grad()
+    def evaluate(self, model: nn.Module) -> dict[str, float]:
+        """On fixed val pairs: mean loss, and accuracy = share of responses peaking within 16 px of the target."""
+        was_training = model.training
+        model.eval()
+        loss, hits, total = 0.0, 0, 0
+        radius = POSITIVE_RADIUS / TOTAL_STRIDE
+        try:
+            for z, x in self._batches(self.val_pairs, -(-self.eval_pairs // self.batch_size)):
+                logits = model(normalize(z, self.device), normalize(x, self.device))
+                loss += float(balanced_logistic_loss(logits)) * len(z)
+                size = logits.shape[-1]
+                peak = logits.flatten(1).argmax(1)
+                rows, cols = peak // size - (size - 1) / 2, peak % size - (size - 1) / 2
+                hits += int(((rows.abs() + cols.abs()) <= radius).sum())
+                total += len(z)
+        finally:
+            model.train(was_training)
+        return {"accuracy": hits / total, "loss": loss / total, "pairs": total}
+
+    def describe(self) -> dict[str, Any]:
+        return {"task": self.name, "data": self.data_root.name, "data_root": str(self.data_root),
+                "sequences": {"train": len(self.train_pairs.sequences), "val": len(self.val_pairs.sequences)},
+                "batch_size": self.batch_size, "eval_pairs": self.eval_pairs}
+
+
+__all__ = ["SiamFC", "TrackingTask"]
