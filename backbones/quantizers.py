@@ -5,13 +5,18 @@ import torch
 from torch import nn
 
 
+def _sign(x: torch.Tensor) -> torch.Tensor:
+    """+1 where x >= 0 (sign(0) = +1 everywhere, as the packed path needs), -1 elsewhere."""
+    return torch.where(x >= 0, torch.ones_like(x), -torch.ones_like(x))
+
+
 class _ApproxSign(torch.autograd.Function):
     """sign(x) forward (sign(0) = +1); Bi-Real Net's piecewise-polynomial gradient backward."""
 
     @staticmethod
     def forward(ctx, x: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
         ctx.save_for_backward(x)
-        return torch.where(x >= 0, torch.ones_like(x), -torch.ones_like(x))
+        return _sign(x)
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
@@ -26,7 +31,7 @@ class _ClippedSTESign(torch.autograd.Function):
     @staticmethod
     def forward(ctx, w: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
         ctx.save_for_backward(w)
-        return torch.where(w >= 0, torch.ones_like(w), -torch.ones_like(w))
+        return _sign(w)
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor) -> torch.Tensor:  # type: ignore[override]

@@ -34,11 +34,9 @@ from mixbin.common import (
     add_mask_output_args,
     add_task_args,
     build_task,
-    check_budget,
-    check_outputs,
+    check_mask_args,
     finish,
     initial_model,
-    reference_costs,
 )
 from mixbin.provenance import command_line, seed_everything
 from mixbin.select import fits, greedy_fill, select_fp, states_for
@@ -180,10 +178,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     started = time.perf_counter()
-    args.width = 1.0 if args.width is None else args.width
-    check_outputs(args)
-    costs = reference_costs(args.backbone, args.width)
-    check_budget(costs, args.budget, args.backbone, args.width)
+    costs = check_mask_args(args)
     if args.method in NEEDS_CHECKPOINT and args.init_from is None:
         raise UsageError(f"--method {args.method} measures losses of the FP network: give --init-from CKPT")
     task = build_task(args)

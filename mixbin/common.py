@@ -96,6 +96,15 @@ def check_budget(costs: UnitCosts, target: float, backbone: str, width: float) -
                          f"for {backbone} width {width:g}") from None
 
 
+def check_mask_args(args: argparse.Namespace) -> UnitCosts:
+    """The checks every mask source makes before any work: width default, outputs, backbone, budget."""
+    args.width = 1.0 if args.width is None else args.width
+    check_outputs(args)
+    costs = reference_costs(args.backbone, args.width)
+    check_budget(costs, args.budget, args.backbone, args.width)
+    return costs
+
+
 def check_outputs(args: argparse.Namespace) -> None:
     """Fail early (before any training) on a bad --out, --weights-out or --finetune-iterations."""
     if not args.out.endswith(".json"):

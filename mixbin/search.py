@@ -23,11 +23,9 @@ from mixbin.common import (
     add_mask_output_args,
     add_task_args,
     build_task,
-    check_budget,
-    check_outputs,
+    check_mask_args,
     finish,
     initial_model,
-    reference_costs,
 )
 from mixbin.finetune import cosine, make_optimizer
 from mixbin.gates import GateSet, anneal, budget_matched_init
@@ -150,10 +148,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     started = time.perf_counter()
-    args.width = 1.0 if args.width is None else args.width
-    check_outputs(args)
-    costs = reference_costs(args.backbone, args.width)
-    check_budget(costs, args.budget, args.backbone, args.width)
+    costs = check_mask_args(args)
     if not (0 < args.beta_start <= args.beta_end):
         raise UsageError(f"need 0 < --beta-start <= --beta-end, got {args.beta_start:g} and {args.beta_end:g}")
     if args.gate_init is not None and not 0 < args.gate_init < 1:
