@@ -53,3 +53,18 @@ def test_demo_first_run_command_with_the_shipped_model(tmp_path, capsys, monkeyp
     b = np.loadtxt(boxes, delimiter=",", ndmin=2)
     assert b.shape == (196, 4) and np.all(np.isfinite(b))
     assert "resnet_b0.3" in capsys.readouterr().out
+
+
+@needs_shared
+def test_demo_on_the_tennis_image_folder_with_the_shipped_model(tmp_path, capsys, monkeypatch):
+    import cv2
+
+    import demo
+
+    monkeypatch.delenv("B2TRACK_MODELS", raising=False)
+    out, boxes = tmp_path / "tennis.mp4", tmp_path / "tennis.txt"
+    argv = ["--images", str(VIDEOS / "tennis"), "--budget", "0.3", "--init", "305,110,165,252",
+            "--output", str(out), "--save-boxes", str(boxes), "--no-display", "--device", "cpu"]
+    assert run_cli(demo.main, argv) == 0
+    assert int(cv2.VideoCapture(str(out)).get(cv2.CAP_PROP_FRAME_COUNT)) == 70
+    assert np.loadtxt(boxes, delimiter=",", ndmin=2).shape == (70, 4)
