@@ -10,6 +10,7 @@ end); RUN_DIR/train_state.pt holds optimizer, scheduler and iteration for --resu
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import os
 import signal
@@ -208,9 +209,8 @@ def train(args: argparse.Namespace, stop_at: int | None = None) -> int:
 
 
 def _previous_wall(out: Path) -> float:
+    """Wall seconds recorded by the checkpoint a resumed run continues (0 when unknown)."""
     try:
-        import json
-
         return float(json.loads((out / "checkpoint.json").read_text())["training"]["wall_seconds"])
     except (OSError, KeyError, ValueError, TypeError):
         return 0.0
