@@ -12,19 +12,12 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 from torch import nn
 
 from backbones.cli import UsageError, atomic_path, atomic_write_text
 from backbones.mask import Mask
-
-FORMAT = "b2track-checkpoint/1"
-
-
-def sidecar_path(path: str | Path) -> Path:
-    """``NAME.safetensors`` -> ``NAME.json``."""
-    return Path(path).with_suffix(".json")
+from tracker.checkpoint import FORMAT, read_tensors, sidecar_path
 
 
 def _check_suffix(path: Path) -> None:
@@ -54,10 +47,7 @@ def read_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str
         raise UsageError(f"checkpoint not found: {path}")
     if not side.is_file():
         raise UsageError(f"checkpoint {path} has no sidecar {side}")
-    try:
-        tensors = load_file(str(path))
-    except (SafetensorError, OSError) as err:
-        raise UsageError(f"cannot read checkpoint {path}: {str(err).splitlines()[0]}") from None
+    tensors, _metadata = read_tensors(path)
     try:
         sidecar = json.loads(side.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
