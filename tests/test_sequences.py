@@ -53,9 +53,9 @@ def _one_line_error(call, *needles: str) -> str:
 @needs_data
 def test_all_real_sequences_found(real):
     layouts = [s.layout for s in real.values()]
-    assert len(real) == 28  # 27 folders, Jogging has two targets
-    assert {k: layouts.count(k) for k in set(layouts)} == {"otb": 11, "dtb70": 2, "vot": 2, "uav123": 13}
-    assert sum(len(s) for s in real.values()) == 8744 + 307
+    assert len(real) == 64  # 62 folders; Jogging and Skating2 have two targets each
+    assert {k: layouts.count(k) for k in set(layouts)} == {"otb": 37, "dtb70": 4, "vot": 5, "uav123": 18}
+    assert sum(len(s) for s in real.values()) == 15554 + 307 + 230  # frame-target pairs
     for s in real.values():
         assert s.boxes.dtype == np.float64 and s.boxes.shape == (len(s.frames), 4)
         assert all(f.is_file() for f in (s.frames[0], s.frames[-1]))
@@ -148,11 +148,23 @@ def test_boxes_outside_image_and_tiny_boxes_stay_valid(real):
 def test_splits():
     train = load_sequences(DATA, DATA / "splits" / "train.txt")
     val = load_sequences(DATA, "val")  # short form: <root>/splits/val.txt
-    assert len(train) == 18 and {"Jogging.1", "Jogging.2", "group1_4", "group2_2"} <= {s.name for s in train}
+    assert len(train) == 48 and sum(len(s) for s in train) == 12702
+    assert {"Jogging.1", "Jogging.2", "Skating2.1", "Skating2.2", "group1_4", "group2_2"} <= {s.name for s in train}
     assert [s.name for s in val[:7]] == ["Couple", "Crossing", "Football1", "MotorRolling", "bag", "ball1",
                                          "wakeboard7"]
+    assert len(val) == 16 and sum(len(s) for s in val) == 3389
+    assert not {s.name for s in train} & {s.name for s in val}
+    assert len(load_sequences(DATA, "all.txt")) == 64 == len(load_sequences(DATA))
+
+
+@needs_data
+def test_splits_v1_kept():
+    """The lists before the data grew (December 2026) stay under splits/v1/."""
+    train = load_sequences(DATA, DATA / "splits" / "v1" / "train.txt")
+    val = load_sequences(DATA, DATA / "splits" / "v1" / "val.txt")
+    assert len(train) == 18 and {"Jogging.1", "Jogging.2", "group1_4", "group2_2"} <= {s.name for s in train}
     assert len(val) == 10 and not {s.name for s in train} & {s.name for s in val}
-    assert len(load_sequences(DATA, "all.txt")) == 28 == len(load_sequences(DATA))
+    assert len(load_sequences(DATA, DATA / "splits" / "v1" / "all.txt")) == 28
 
 
 @needs_data
