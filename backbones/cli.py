@@ -3,11 +3,17 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import math
 import os
+import re
 import sys
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import torch
 
 
 class UsageError(Exception):
@@ -17,19 +23,161 @@ class UsageError(Exception):
 class ArgumentParser(argparse.ArgumentParser):
     """argparse whose usage errors are UsageErrors: one line and exit code 2 through ``run_cli``."""
 
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        # A value such as "-50,100,100,100" (a box with a negative x) is a value, not an option.
+        self._negative_number_matcher = re.compile(r"^-\d*\.?\d+([,\s][-+\d.eE,\s]*)?$")
+
     def error(self, message: str) -> None:  # type: ignore[override]
         raise UsageError(message)
 
 
+def _int(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+
+
 def positive_int(text: str) -> int:
     """argparse type: an integer >= 1."""
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
+    value = _int(text)
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
     return value
+
+
+def nonnegative_int(text: str) -> int:
+    """argparse type: an integer >= 0."""
+    value = _int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    """argparse type: a finite float > 0 (learning rates, scales)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a finite number > 0, got {text!r}")
+    return value
+
+
+# ---------------------------------------------------------------- shared options
+
+def add_device_arg(parser: argparse.ArgumentParser, default: str = "auto") -> None:
+    """--device auto|cpu|cuda|cuda:N, resolved by ``resolve_device``."""
+    parser.add_argument("--device", default=default, type=_device_spec, metavar="DEVICE",
+                        help=f"torch device: auto (cuda when available, else cpu), cpu, cuda or cuda:N "
+                             f"(default {default})")
+
+
+def _device_spec(text: str) -> str:
+    if text in ("auto", "cpu", "cuda") or re.fullmatch(r"cuda:\d+", text):
+        return text
+    raise argparse.ArgumentTypeError(f"unknown device {text!r}; choose auto, cpu, cuda or cuda:N")
+
+
+def resolve_device(spec: str | torch.device = "auto") -> torch.device:
+    """The one device resolver: 'auto' is cuda when available, else cpu; a missing GPU is a UsageError."""
+    import torch
+
+    text = str(spec)
+    if text == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        text = _device_spec(text)
+    except argparse.ArgumentTypeError as err:
+        raise UsageError(str(err)) from None
+    if text.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise UsageError(f"device {text}: no CUDA device is available; use cpu or auto")
+        index = int(text.split(":")[1]) if ":" in text else 0
+        if index >= torch.cuda.device_count():
+            raise UsageError(f"device {text}: only {torch.cuda.device_count()} CUDA device(s) are available")
+    return torch.device(text)
+
+
+def add_threads_arg(parser: argparse.ArgumentParser) -> None:
+    """--threads N (0 = torch's default), applied by ``apply_threads``."""
+    parser.add_argument("--threads", type=nonnegative_int, default=0, metavar="N",
+                        help="torch CPU threads (default 0 = torch's choice; 1 is steadier on a busy machine)")
+
+
+def apply_threads(threads: int) -> None:
+    """Set torch's intra-op thread count when ``threads`` > 0."""
+    if threads > 0:
+        import torch
+
+        torch.set_num_threads(threads)
+
+
+def add_workers_arg(parser: argparse.ArgumentParser, default: int = 0) -> None:
+    """--workers N: data-loading worker processes."""
+    parser.add_argument("--workers", type=nonnegative_int, default=default, metavar="N",
+                        help=f"data-loading worker processes (default {default}; 0 loads in the main process)")
+
+
+def add_seed_arg(parser: argparse.ArgumentParser, default: int = 0) -> None:
+    """--seed S: the seed of everything random."""
+    parser.add_argument("--seed", type=nonnegative_int, default=default, metavar="S",
+                        help=f"seed of everything random (default {default})")
+
+
+def _same(a: Path, b: Path) -> bool:
+    try:
+        return a.resolve() == b.resolve() or (a.exists() and b.exists() and os.path.samefile(a, b))
+    except OSError:
+        return False
+
+
+def _writable_ancestor(path: Path, option: str) -> None:
+    """Refuse a path under a file, or whose first existing ancestor is not a writable folder."""
+    parent = path.parent
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir():
+        raise UsageError(f"{option} {path}: {parent} is a file, not a folder")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise UsageError(f"{option} {path}: folder {parent} is not writable")
+
+
+def check_output_file(path: str | os.PathLike, option: str = "--out",
+                      inputs: Iterable[str | os.PathLike | None] = ()) -> Path:
+    """Check before any work that ``path`` can be written as a file and is none of ``inputs``."""
+    out = Path(path)
+    for given in inputs:
+        if given is not None and _same(out, Path(given)):
+            raise UsageError(f"{option} {out}: is an input of this run; choose another path")
+    if out.is_dir():
+        raise UsageError(f"{option} {out}: is a folder; give a file path")
+    if out.exists() and not os.access(out, os.W_OK):
+        raise UsageError(f"{option} {out}: is not writable")
+    _writable_ancestor(out, option)
+    return out
+
+
+def check_output_dir(path: str | os.PathLike, option: str = "--out",
+                     inputs: Iterable[str | os.PathLike | None] = ()) -> Path:
+    """Check before any work that ``path`` can be (or is) a writable folder, holding none of ``inputs``."""
+    out = Path(path)
+    for given in inputs:
+        if given is None:
+            continue
+        given_path = Path(given).resolve()
+        if _same(out, given_path) or out.resolve() in given_path.parents:
+            raise UsageError(f"{option} {out}: holds an input of this run ({given}); choose another folder")
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"{option} {out}: is a file, not a folder")
+    if out.is_dir():
+        if not os.access(out, os.W_OK | os.X_OK):
+            raise UsageError(f"{option} {out}: folder is not writable")
+    else:
+        _writable_ancestor(out, option)
+    return out
 
 
 def run_cli(main: Callable[[list[str] | None], int | None], argv: list[str] | None = None) -> int:
