@@ -1,8 +1,9 @@
-"""b2track live demo: track one object in a webcam stream, a video file or an image folder.
+"""b2track live demo: track one object in a webcam stream, a video file, an image folder or the sample.
 
 Draw the target on the first frame (or give --init x,y,w,h) and watch a budget-aware partially binary
 SiamFC tracker follow it, with its speed (FPS), its budget (fraction of the full-precision OPs it
-spends), its cost per frame (3 search scales, in G OPs) and its confidence on every frame.
+spends), its cost per frame (3 search scales, in G OPs) and its confidence on every frame. With no
+source (or --sample) it tracks the built-in sample sequence and scores it against its ground truth.
 """
 from __future__ import annotations
 
@@ -33,6 +34,7 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv")
 GREEN, RED, WHITE = (0, 200, 0), (0, 0, 255), (255, 255, 255)
 KEYS = {ord("q"): "quit", 27: "quit", ord(" "): "pause", ord("r"): "reselect"}
+SAMPLE_OUTPUT = "b2track_sample.mp4"
 
 EPILOG = """\
 keys (with a window): q or Esc quits, space pauses / resumes, r re-selects the target on the current
@@ -40,6 +42,7 @@ frame. Ctrl-C stops too, keeping what was written. Without a display (--no-displ
 WAYLAND_DISPLAY on Linux) the demo runs headless and needs --init.
 
 examples:
+  python demo.py                  # the built-in sample: writes b2track_sample.mp4, prints AUC and FPS
   python demo.py --webcam 0 --budget 0.3
   python demo.py --video clip.mp4 --budget min --output tracked.mp4
   python demo.py --images frames/ --init 305,110,165,252 --no-display --save-boxes boxes.txt
@@ -55,7 +58,10 @@ def build_parser() -> argparse.ArgumentParser:
     """The command line of ``python demo.py``."""
     p = ArgumentParser(prog="python demo.py", description=__doc__,
                 epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
-    src = p.add_mutually_exclusive_group(required=True)
+    src = p.add_mutually_exclusive_group()
+    src.add_argument("--sample", action="store_true",
+                     help="track the built-in sample sequence (the default when no source is given) and "
+                          "print its success AUC and precision at 20 px against the ground truth")
     src.add_argument("--video", metavar="FILE", help="a video file OpenCV can read (.mp4, .avi, ...)")
     src.add_argument("--webcam", type=int, metavar="N", help="webcam index (0 = the default camera)")
     src.add_argument("--images", metavar="DIR",
@@ -69,7 +75,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="first-frame target box in pixels (0-based top-left corner, width, height); "
                         "default: draw it with the mouse")
     p.add_argument("--output", metavar="OUT.mp4",
-                   help="write the annotated video (every frame, mp4v) here")
+                   help=f"write the annotated video (every frame, mp4v) here (with the sample: default "
+                        f"{SAMPLE_OUTPUT})")
     p.add_argument("--save-boxes", metavar="FILE", help="write one x,y,w,h line per frame (first = init box)")
     p.add_argument("--no-display", action="store_true", help="run headless (no window)")
     p.add_argument("--max-frames", type=positive_int, metavar="N",
@@ -432,9 +439,50 @@ def summary(source: FrameSource, tracker: SiamFCTracker, stats: RunStats, args: 
     return "\n".join(lines)
 
 
+# ---------------------------------------------------------------- the built-in sample
+
+
+@dataclass
+class SampleRun:
+    """The sample being tracked: its ground truth, and the boxes of the frames tracked so far."""
+
+    name: str
+    truth: np.ndarray
+    boxes: list
+
+    def record(self, annotated: np.ndarray, box) -> None:
+        """A writer (as ``open_outputs`` gives them) that keeps each frame's box."""
+        self.boxes.append(np.asarray(box, dtype=float))
+
+    def report(self) -> str:
+        """Success AUC and precision at 20 px of the frames tracked (the first counts, as in OTB)."""
+        from eval.metrics import sequence_metrics
+
+        n = len(self.boxes)
+        scores = sequence_metrics(np.stack(self.boxes), self.truth[:n])
+        return (f"sample {self.name}: success AUC {scores['auc']:.3f}, "
+                f"precision@20px {scores['precision']:.3f} over {n} frames (against its exact ground truth)")
+
+
+def use_sample(args: argparse.Namespace) -> SampleRun | None:
+    """--sample or no source: the cached sample as --images, its first box as --init, a default --output."""
+    if not args.sample and args.video is None and args.webcam is None and args.images is None:
+        args.sample = True
+    if not args.sample:
+        return None
+    from tracker.sample import load_sample
+
+    seq = load_sample()
+    args.images = str(seq.frames[0].parent)
+    args.init = args.init or ",".join(repr(float(v)) for v in seq.boxes[0])
+    args.output = args.output or SAMPLE_OUTPUT
+    return SampleRun(seq.name, seq.boxes, [])
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the demo; returns the exit code (bad input raises UsageError -> exit 2 through run_cli)."""
     args = build_parser().parse_args(argv)
+    sample = use_sample(args)
     init_box = parse_box(args.init) if args.init is not None else None
     check_outputs(args)
     display = not args.no_display and has_display()
@@ -456,12 +504,16 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         start_tracker(tracker, frame, box)
         with open_outputs(args, source.fps, frame.shape[1::-1]) as writers:
+            if sample is not None:
+                writers.append(sample.record)
             stats = track(source, tracker, frame, box, writers, display, args.max_frames)
     finally:
         source.close()
         if display:
             cv2.destroyAllWindows()
     print(summary(source, tracker, stats, args))
+    if sample is not None:
+        print(sample.report())
     return 0
 
 

@@ -274,7 +274,9 @@ def build_parser() -> argparse.ArgumentParser:
         "FPS of update(), OPs and budget), OTB-layout results/, success/precision PNG plots and a table."))
     p.add_argument("--tracker", action="append", required=True, metavar="SPEC",
                    help=f"tracker to run, repeatable: {SPEC_HELP}")
-    p.add_argument("--data", required=True, metavar="ROOT", help="tracking data root (any supported layouts)")
+    p.add_argument("--data", metavar="ROOT", help="tracking data root (any supported layouts)")
+    p.add_argument("--sample", action="store_true",
+                   help="run on the built-in sample sequence too (alone without --data; tracker.sample)")
     p.add_argument("--split", metavar="FILE",
                    help="split file listing sequence folders relative to ROOT (default: every sequence found)")
     p.add_argument("--out", required=True, metavar="REPORT_DIR",
@@ -283,6 +285,20 @@ def build_parser() -> argparse.ArgumentParser:
                    help="track at most N frames of each sequence, counting the init frame (quick runs)")
     p.add_argument("--device", default="cpu", help="torch device for checkpoint trackers (default: cpu)")
     return p
+
+
+def benchmark_sequences(args: argparse.Namespace) -> list:
+    """The sequences of --data (and --split), plus the built-in sample with --sample."""
+    if args.data is None and not args.sample:
+        raise UsageError("give --data ROOT (tracking data) or --sample (the built-in sample sequence)")
+    if args.split and args.data is None:
+        raise UsageError("--split needs --data ROOT: its entries are relative to ROOT")
+    sequences = load_sequences(args.data, args.split) if args.data is not None else []
+    if args.sample:
+        from tracker.sample import load_sample  # lazy: builds (or checks) the cached sample only when asked
+
+        sequences.append(load_sample())
+    return sequences
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -294,7 +310,7 @@ def main(argv: list[str] | None = None) -> int:
     if duplicate:
         raise UsageError(f"tracker name {duplicate!r} given twice: name them with NAME=PATH")
     check_out_dir(Path(args.out))
-    sequences = load_sequences(args.data, args.split)
+    sequences = benchmark_sequences(args)
     trackers = {name: build_tracker(path, args.device) for name, path in specs}
     summary = run_benchmark(trackers, sequences, args.out, args.max_frames)
     print(format_table(summary))

@@ -19,9 +19,10 @@ from pathlib import Path
 
 from backbones.cli import UsageError
 from tracker.checkpoint import CheckpointError, sidecar_path
+from tracker.shipped import shipped_dir
 from tracker.siamfc import SiamFCTracker, load_tracker
 
-DEFAULT_MODELS_DIR = Path(__file__).resolve().parents[1] / "models"
+DEFAULT_MODELS_DIR = shipped_dir("models")  # the repository's models/, or the installed package data
 MODELS_ENV = "B2TRACK_MODELS"
 DEFAULT_BACKBONE = "resnet"
 NAME_PATTERN = re.compile(r"^(?P<backbone>[A-Za-z0-9]+)_b(?P<budget>min|\d+(?:\.\d+)?)$")
@@ -48,7 +49,7 @@ class ZooEntry:
 
 
 def zoo_dir(models_dir: str | Path | None = None) -> Path:
-    """The zoo folder: ``models_dir`` if given, else ``$B2TRACK_MODELS``, else ``models/`` of this repo."""
+    """The zoo folder: ``models_dir`` if given, else ``$B2TRACK_MODELS``, else the shipped ``models/``."""
     if models_dir is not None:
         return Path(models_dir)
     env = os.environ.get(MODELS_ENV)
