@@ -200,14 +200,14 @@ def bad_inputs(tmp_path, zoo):
                                "checkpoint not found"),
         "budget and checkpoint": ([*src, *init, "--budget", "1", "--checkpoint", str(truncated)], "not both"),
         "output suffix": ([*src, *init], "must end in one of"),
-        "no source": (init, "one of the arguments --video --webcam --images is required"),
+        "sample and a source": (["--sample", *src, *init], "not allowed with argument --sample"),
     }
 
 
 BAD = ["missing video", "unreadable video", "video is a folder", "empty folder", "missing folder", "webcam",
        "budget not shipped", "budget malformed", "init outside", "init zero size", "init malformed",
        "init not numbers", "no init headless", "checkpoint truncated", "checkpoint missing",
-       "budget and checkpoint", "output suffix", "no source"]
+       "budget and checkpoint", "output suffix", "sample and a source"]
 
 
 @pytest.mark.parametrize("case", BAD)

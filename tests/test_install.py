@@ -11,6 +11,7 @@ import shutil
 import subprocess
 import sys
 import zipfile
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 import pytest
@@ -40,6 +41,12 @@ def installed(tmp_path_factory) -> tuple[Path, Path]:
     pip = subprocess.run([sys.executable, "-m", "pip", "--version"], capture_output=True, check=False)
     if pip.returncode:
         pytest.skip("pip is not available in this environment")
+    try:
+        setuptools = tuple(int(p) for p in version("setuptools").split(".")[:2])
+    except (PackageNotFoundError, ValueError):
+        setuptools = (0, 0)
+    if setuptools < (77, 0):
+        pytest.skip("building without isolation needs setuptools >= 77 (pyproject's build-system) here")
     root = tmp_path_factory.mktemp("install")
     src = root / "src"
     shutil.copytree(REPO, src, ignore=_ignore)
