@@ -25,6 +25,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
@@ -42,6 +43,9 @@ from tracker.synth import (
     make_scene,
     render,
 )
+
+if TYPE_CHECKING:
+    from tracker.sequences import Sequence
 
 MANIFEST = "sample.json"
 GROUNDTRUTH = "groundtruth_rect.txt"
@@ -196,7 +200,7 @@ def ensure_sample(seed: int = DEFAULT_SEED, frames: int = FRAMES) -> Path:
         return _private_copy(seed, frames, err)
 
 
-def load_sample(seed: int = DEFAULT_SEED, frames: int = FRAMES):
+def load_sample(seed: int = DEFAULT_SEED, frames: int = FRAMES) -> Sequence:
     """The sample as a ``tracker.sequences.Sequence`` (frames read from the cached OTB folder)."""
     from tracker.sequences import load_sequence
 
