@@ -13,6 +13,6 @@ REPOSITORY = Path(__file__).resolve().parents[1]
 
 
 def shipped_dir(name: str) -> Path:
-    """The shipped folder ``name`` ('models' or 'masks'): the installed package data, else the repository's."""
+    """The shipped folder ``name`` ('models', 'masks'): the installed package data, else the repository's."""
     installed = PACKAGE_DATA / name
     return installed if installed.is_dir() else REPOSITORY / name

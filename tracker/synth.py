@@ -205,7 +205,7 @@ def _sprite(rng: np.random.Generator, hue: float, eye: bool) -> Sprite:
     axes = (round(a * shift), round(b * shift))
     cv2.ellipse(colour, centre, axes, 0, 0, 360, dark.tolist(), int(2 * SUPERSAMPLE), cv2.LINE_AA, 4)
     alpha = np.zeros((h, w), np.uint8)
-    inner = (round((a - 0.5) * shift), round((b - 0.5) * shift))  # OpenCV's anti-aliased fill reaches 0.5 px out
+    inner = (round((a - 0.5) * shift), round((b - 0.5) * shift))  # the anti-aliased fill reaches 0.5 px out
     cv2.ellipse(alpha, centre, inner, 0, 0, 360, 255, -1, cv2.LINE_AA, 4)
     return Sprite(np.clip(colour, 0, 255), alpha.astype(np.float32) / 255)
 
