@@ -1,4 +1,4 @@
-"""Binary quantizers: activation sign with Bi-Real's ApproxSign gradient, scaled weight sign, RSign."""
+"""Binary quantizers: activation sign with Bi-Real's ApproxSign gradient, and the scaled weight sign."""
 from __future__ import annotations
 
 import torch
@@ -59,30 +59,6 @@ class SignQuantizer(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return approx_sign(x)
-
-
-class RSign(nn.Module):
-    """ReActNet's RSign: sign(x - b) with a learnable threshold b per channel."""
-
-    def __init__(self, channels: int):
-        super().__init__()
-        self.threshold = nn.Parameter(torch.zeros(1, channels, 1, 1))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return approx_sign(x - self.threshold)
-
-
-class RPReLU(nn.Module):
-    """ReActNet's RPReLU: PReLU(x - gamma) + zeta with learnable per-channel shifts."""
-
-    def __init__(self, channels: int):
-        super().__init__()
-        self.shift_in = nn.Parameter(torch.zeros(1, channels, 1, 1))
-        self.prelu = nn.PReLU(channels, init=0.25)
-        self.shift_out = nn.Parameter(torch.zeros(1, channels, 1, 1))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.prelu(x - self.shift_in) + self.shift_out
 
 
 class WeightBinarizer(nn.Module):

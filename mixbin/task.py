@@ -27,8 +27,9 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from backbones.cli import UsageError
-from backbones.mask import Mask
-from backbones.registry import build_backbone, build_classifier
+from backbones.base import Classifier
+from backbones.mask import Mask, build_masked_backbone
+from backbones.registry import build_backbone
 from mixbin.data import load_splits
 
 TASKS = ("classification", "tracking")
@@ -85,7 +86,7 @@ class ClassificationTask:
 
     def make_model(self, mask: Mask) -> nn.Module:
         """A classifier on the mask's backbone and width with the mask applied, on the task's device."""
-        return build_classifier(mask.backbone, len(self.classes), mask.width, mask.units).to(self.device)
+        return Classifier(build_masked_backbone(mask), len(self.classes)).to(self.device)
 
     def _loader(self, dataset: Dataset, shuffle: bool, generator: torch.Generator | None = None) -> DataLoader:
         return DataLoader(dataset, batch_size=self.batch_size, shuffle=shuffle, generator=generator,

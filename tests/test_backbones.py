@@ -2,6 +2,7 @@
 import pytest
 import torch
 
+from backbones.mask import build_masked_backbone
 from backbones.registry import build_backbone, build_classifier, list_backbones
 from backbones.unit import SwitchableConv
 
@@ -35,7 +36,7 @@ def test_gate_one_and_zero_reproduce_fp_and_binary_exactly():
 def test_binary_unit_sees_negative_inputs():
     """Units binarize pre-activations: a ReLU'd input would make sign() constant."""
     for name in list_backbones():
-        net = build_backbone(name, width=0.25, mask="binary").eval()
+        net = build_masked_backbone("binary", name, 0.25).eval()
         seen: list[bool] = []
 
         def record(_module, inp, _out, seen=seen):
@@ -49,7 +50,7 @@ def test_binary_unit_sees_negative_inputs():
 
 
 def test_mask_sets_every_unit():
-    net = build_backbone("resnet", mask="binary")
+    net = build_masked_backbone("binary", "resnet")
     assert set(net.mask_states().values()) == {"binary"}
     assert len(net.units()) >= 8
     with pytest.raises(ValueError, match="unknown backbone"):

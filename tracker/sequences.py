@@ -16,7 +16,6 @@ import numpy as np
 from backbones.cli import UsageError
 
 IMAGE_EXTS = frozenset({".jpg", ".jpeg", ".png", ".bmp"})
-LAYOUTS = ("otb", "vot", "uav123", "dtb70", "got10k")
 SUPPORTED = ("OTB/DTB70 <seq>/img/ + groundtruth_rect[.N].txt; VOT <seq>/[color/] + groundtruth.txt; "
              "UAV123 data_seq/<set>/<seq>/ + anno/<set>/<seq>[_k].txt; GOT-10k <split>/<seq>/groundtruth.txt")
 _OTB_MULTI = re.compile(r"^groundtruth_rect\.(\d+)\.txt$")
