@@ -9,8 +9,9 @@ from backbones.unit import SwitchableConv
 
 
 class AlexNet(Backbone):
-    """conv1 96x11x11/2 (fixed), pool, conv2 256x5x5 g2, pool, conv3 384x3x3, conv4 384x3x3 g2, conv5 256x3x3 g2.
+    """SiamFC's AlexNet layers at a width multiplier, total stride 8, 4 units.
 
+    conv1 96x11x11/2 (fixed), pool, conv2 256x5x5 g2, pool, conv3 384x3x3, conv4 384x3x3 g2, conv5 256x3x3 g2.
     ReLUs live inside the units (ReLU on the FP path, sign on the binary path), so each unit sees the
     pre-activation; max-pooling commutes with ReLU, so at width 1.0 the all-FP network has SiamFC's
     layers and shapes. It differs in its batch norms: PyTorch's defaults (eps 1e-5, momentum 0.1), where

@@ -77,11 +77,11 @@ class Backbone(nn.Module):
         self.out_channels = 0
 
     def normalize(self, pixels: torch.Tensor) -> torch.Tensor:
-        """(N)CHW raw 0-255 pixels in the backbone's colour order -> the normalised float input of ``embed``."""
+        """(N)CHW raw 0-255 pixels in the backbone's colour order -> the normalised input of ``embed``."""
         return self.input_config.normalize(pixels)
 
     def check_input_size(self, size: int) -> None:
-        """BackboneError naming the valid range when a ``size`` x ``size`` input is too small or absurdly large."""
+        """BackboneError naming the valid range when a ``size`` x ``size`` input is too small or too large."""
         if isinstance(size, bool) or not isinstance(size, int) or not self.min_input <= size <= MAX_INPUT:
             raise BackboneError(f"input size {size!r} is outside {self.name}'s range "
                                 f"[{self.min_input}, {MAX_INPUT}] pixels")
@@ -91,7 +91,7 @@ class Backbone(nn.Module):
         return {name: m for name, m in self.named_modules() if isinstance(m, SwitchableConv)}
 
     def set_mask(self, states: Mapping[str, str], source: str = "mask") -> None:
-        """Set every unit's state from {unit name: 'fp' | 'binary'} naming exactly the units, else MaskError."""
+        """Set every unit's state from {unit: 'fp' | 'binary'} naming exactly the units, else MaskError."""
         units = self.units()
         if not isinstance(states, Mapping):
             raise MaskError(f"{source}: 'units' must be an object of unit name -> 'fp' | 'binary'")
@@ -104,7 +104,8 @@ class Backbone(nn.Module):
             raise MaskError(f"{source}: missing unit(s) {', '.join(missing)} for {self.name}")
         for name in units:
             if states[name] not in STATES:
-                raise MaskError(f"{source}: unit {name} has state {states[name]!r}; valid states are fp, binary")
+                raise MaskError(f"{source}: unit {name} has state {states[name]!r}; "
+                                "valid states are fp, binary")
         for name, unit in units.items():
             unit.set_state(states[name])
 

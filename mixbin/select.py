@@ -48,7 +48,7 @@ def states_for(fp_units: set[str] | list[str], names: list[str]) -> dict[str, st
 
 
 def check_reachable(costs: UnitCosts, target: float) -> None:
-    """Raise ValueError stating the reachable range when ``target`` is below the all-binary budget or above 1."""
+    """ValueError stating the reachable range when ``target`` is below the all-binary budget or above 1."""
     if not (target <= 1.0 and _capacity(costs, target) >= 0):
         raise ValueError(f"budget {target:g} is outside the reachable range "
                          f"[{costs.min_budget:.4f}, 1] for this backbone and width")

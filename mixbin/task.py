@@ -26,8 +26,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from backbones.cli import UsageError
 from backbones.base import Classifier
+from backbones.cli import UsageError
 from backbones.mask import Mask, build_masked_backbone
 from backbones.registry import build_backbone
 from mixbin.data import load_splits

@@ -4,7 +4,8 @@ import json
 import pytest
 
 from backbones.cost import __main__ as cost_cli
-from backbones.cost import cost_report, reference_costs
+from backbones.cli import UsageError
+from backbones.cost import cost_report, measure_layers, reference_costs
 from backbones.mask import Mask, build_masked_backbone, load_mask, save_mask, uniform_mask
 from backbones.mask import __main__ as mask_cli
 from backbones.registry import build_backbone
@@ -111,3 +112,33 @@ def test_bad_input_exits_2_with_one_line(tmp_path, capsys):
     assert "alexnet, resnet" in error_line(capsys, mask_cli.main, ["--backbone", "vgg", "--all", "fp",
                                                                    "--out", str(out)])
     assert not out.exists()
+
+
+def test_absurd_sizes_and_malformed_budgets_exit_2_with_one_line(tmp_path, capsys):
+    assert "(0, 4]" in error_line(capsys, cost_cli.main, ["--backbone", "resnet", "--width", "1e9"])
+    assert "(0, 4]" in error_line(capsys, mask_cli.main, ["--backbone", "resnet", "--width", "1e9", "--all", "fp",
+                                                          "--out", str(tmp_path / "w.json")])
+    assert "[87, 1024]" in error_line(capsys, cost_cli.main, ["--backbone", "resnet", "--input", "100000"])
+    assert "--input" in error_line(capsys, cost_cli.main, ["--backbone", "alexnet", "--input", "40"])
+    assert "--width" in error_line(capsys, cost_cli.main, ["--backbone", "alexnet", "--width", "wide"])
+    assert "--out" in error_line(capsys, mask_cli.main, ["--backbone", "alexnet", "--all", "fp"])
+    good = uniform_mask("alexnet", 1.0, "fp").to_json()
+    for budget in ([0.3], 0.3, "0.3", {"target": "0.3"}, {"achieved": None, "target": 7}, {"target": True}):
+        bad = write_json(tmp_path / "budget.json", good | {"budget": budget})
+        line = error_line(capsys, cost_cli.main, ["--mask", bad])
+        assert line.startswith(f"error: {bad}: ") and "budget" in line
+    for data in (good | {"width": 1e400}, good | {"backbone": ["resnet"]}, good | {"search": 3}, [good]):
+        bad = write_json(tmp_path / "bad.json", data)
+        assert error_line(capsys, cost_cli.main, ["--mask", bad]).startswith(f"error: {bad}:")
+    assert not (tmp_path / "w.json").exists()
+
+
+def test_reference_costs_are_cached_copies_of_the_measurement():
+    first = reference_costs("resnet", 0.25)
+    first.unit_macs.clear()  # a caller's copy: the cache must not see this
+    again = reference_costs("resnet", 0.25)
+    net = build_backbone("resnet", 0.25)
+    measured = {x.name: x.macs for x in measure_layers(net) if x.name in net.units()}
+    assert again.unit_macs == measured and list(again.unit_macs) == list(net.units())
+    with pytest.raises(UsageError, match="unknown backbone"):
+        reference_costs("vgg", 1.0)

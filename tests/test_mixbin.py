@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 import torch
 
+from backbones.base import Classifier
 from backbones.cli import run_cli
 from backbones.cost import UnitCosts, reference_costs
-from backbones.base import Classifier
 from backbones.mask import build_masked_backbone, load_mask, save_mask, uniform_mask
 from backbones.registry import build_classifier
 from mixbin import baseline, search, train

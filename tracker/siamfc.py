@@ -29,7 +29,7 @@ from tracker.ops import (
 
 @dataclass
 class TrackerConfig:
-    """Tracking hyper-parameters (siamfc-pytorch's defaults); the stride is the backbone's ``total_stride``."""
+    """Tracking hyper-parameters (siamfc-pytorch's defaults); the stride is the backbone's own."""
 
     scale_num: int = 3
     scale_step: float = 1.0375

@@ -163,7 +163,8 @@ def format_table(report: CostReport) -> str:
     """A larq-summary-like text table of per-layer costs."""
     head = f"{'layer':<22}{'kind':<8}{'output':>16}{'MACs':>15}{'OPs':>15}{'params':>11}{'weight bits':>13}"
     rule = "-" * len(head)
-    rows = [f"{report.backbone} (width {report.width:g}), input {report.input}x{report.input}", rule, head, rule]
+    title = f"{report.backbone} (width {report.width:g}), input {report.input}x{report.input}"
+    rows = [title, rule, head, rule]
     for x in report.layers:
         shape = "x".join(str(s) for s in x.output)
         rows.append(f"{x.name:<22}{x.kind:<8}{shape:>16}{x.macs:>15,}{x.ops:>15,.0f}{x.params:>11,}"

@@ -19,8 +19,8 @@ def build_parser() -> ArgumentParser:
                                            "says otherwise")
     parser.add_argument("--width", type=float, default=None, help="width multiplier (default 1.0)")
     parser.add_argument("--mask", help="mask JSON file (sets backbone and width), or 'fp' / 'binary'")
-    parser.add_argument("--input", type=int, default=REFERENCE_INPUT,
-                        help=f"input size for the MACs shown (default {REFERENCE_INPUT}, at most {MAX_INPUT})")
+    parser.add_argument("--input", type=int, default=REFERENCE_INPUT, metavar="N",
+                        help=f"input size of the MACs shown (default {REFERENCE_INPUT}, at most {MAX_INPUT})")
     parser.add_argument("--json", action="store_true", help="print a JSON object instead of a table")
     return parser
 

@@ -76,7 +76,7 @@ def _is_fraction(value: Any) -> bool:
 
 
 def _check_sections(data: dict[str, Any], source: str) -> None:
-    """The optional 'budget' (an object with numeric 'target' / 'achieved' in (0, 1]) and 'search' (an object)."""
+    """Check the optional 'budget' (an object; 'target', 'achieved' in (0, 1]) and 'search' (an object)."""
     budget = data.get("budget")
     if budget is not None and not isinstance(budget, dict):
         raise MaskError(f"{source}: 'budget' must be an object such as {{\"target\": 0.3}}, "
@@ -84,7 +84,8 @@ def _check_sections(data: dict[str, Any], source: str) -> None:
     for key in ("target", "achieved"):
         value = (budget or {}).get(key)
         if value is not None and not _is_fraction(value):
-            raise MaskError(f"{source}: budget.{key} must be a number in (0, 1], got {json.dumps(value)[:40]}")
+            raise MaskError(f"{source}: budget.{key} must be a number in (0, 1], "
+                            f"got {json.dumps(value)[:40]}")
     if data.get("search") is not None and not isinstance(data["search"], dict):
         raise MaskError(f"{source}: 'search' must be an object (the mask's provenance)")
 
@@ -102,7 +103,8 @@ def parse_mask(data: Any, source: str) -> Mask:
     _check_sections(data, source)
     backbone = build_backbone(name, float(width))
     backbone.set_mask(data.get("units"), source)
-    checked = with_budget(Mask(name, float(width), backbone.mask_states(), data.get("budget"), data.get("search")))
+    mask = Mask(name, float(width), backbone.mask_states(), data.get("budget"), data.get("search"))
+    checked = with_budget(mask)
     stated = (data.get("budget") or {}).get("achieved")
     if stated is not None and abs(stated - checked.budget["achieved"]) > BUDGET_TOLERANCE:
         raise MaskError(f"{source}: budget.achieved {stated} disagrees with the measured "
@@ -122,7 +124,8 @@ def load_mask(path: str | Path) -> Mask:
     try:
         data = json.loads(text)
     except json.JSONDecodeError as err:
-        raise MaskError(f"{path}: malformed JSON at line {err.lineno} column {err.colno}: {err.msg}") from None
+        raise MaskError(f"{path}: malformed JSON at line {err.lineno} column {err.colno}: "
+                        f"{err.msg}") from None
     return parse_mask(data, str(path))
 
 
