@@ -3,8 +3,8 @@ import json
 
 import pytest
 
-from backbones.cost import __main__ as cost_cli
 from backbones.cli import UsageError
+from backbones.cost import __main__ as cost_cli
 from backbones.cost import cost_report, measure_layers, reference_costs
 from backbones.mask import Mask, build_masked_backbone, load_mask, save_mask, uniform_mask
 from backbones.mask import __main__ as mask_cli
