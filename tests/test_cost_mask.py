@@ -95,7 +95,8 @@ def test_bad_input_exits_2_with_one_line(tmp_path, capsys):
     assert "width" in error_line(capsys, cost_cli.main, ["--backbone", "alexnet", "--width", "-1"])
     good = uniform_mask("resnet", 1.0, "fp").to_json()
     other = write_json(tmp_path / "other.json", good)
-    assert "'resnet', not 'alexnet'" in error_line(capsys, cost_cli.main, ["--mask", other, "--backbone", "alexnet"])
+    line = error_line(capsys, cost_cli.main, ["--mask", other, "--backbone", "alexnet"])
+    assert "'resnet', not 'alexnet'" in line
     assert "width 1, not 0.5" in error_line(capsys, cost_cli.main, ["--mask", other, "--width", "0.5"])
     unknown = write_json(tmp_path / "unknown.json", good | {"units": good["units"] | {"fc9": "fp"}})
     assert "unknown unit(s) fc9" in error_line(capsys, cost_cli.main, ["--mask", unknown])
@@ -116,8 +117,8 @@ def test_bad_input_exits_2_with_one_line(tmp_path, capsys):
 
 def test_absurd_sizes_and_malformed_budgets_exit_2_with_one_line(tmp_path, capsys):
     assert "(0, 4]" in error_line(capsys, cost_cli.main, ["--backbone", "resnet", "--width", "1e9"])
-    assert "(0, 4]" in error_line(capsys, mask_cli.main, ["--backbone", "resnet", "--width", "1e9", "--all", "fp",
-                                                          "--out", str(tmp_path / "w.json")])
+    argv = ["--backbone", "resnet", "--width", "1e9", "--all", "fp", "--out", str(tmp_path / "w.json")]
+    assert "(0, 4]" in error_line(capsys, mask_cli.main, argv)
     assert "[87, 1024]" in error_line(capsys, cost_cli.main, ["--backbone", "resnet", "--input", "100000"])
     assert "--input" in error_line(capsys, cost_cli.main, ["--backbone", "alexnet", "--input", "40"])
     assert "--width" in error_line(capsys, cost_cli.main, ["--backbone", "alexnet", "--width", "wide"])
