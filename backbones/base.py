@@ -61,8 +61,8 @@ class InputConfig:
 
 class Backbone(nn.Module):
     """Base class: ``embed(x)`` gives a feature map of stride ``total_stride``; units are the binarizable
-    convolutions. ``total_stride``, ``min_input`` and ``input_config`` are declared here, once, and read by
-    the tracker, the training loss and the data pipelines.
+    convolutions. ``total_stride``, ``min_input`` and ``input_config`` are declared here, once: the tracker
+    and the data pipelines read them instead of keeping copies.
     """
 
     name: str = ""
