@@ -48,7 +48,7 @@ def crop_and_resize(image: np.ndarray, center: np.ndarray, size: float, out_size
                           borderValue=tuple(float(v) for v in border))
 
 
-def to_tensor(patches: np.ndarray | list[np.ndarray]) -> torch.Tensor:
+def to_pixels(patches: np.ndarray | list[np.ndarray]) -> torch.Tensor:
     """One HxWx3 patch or a list of them -> an NCHW tensor of the same raw pixels (uint8 stays uint8)."""
     array = np.ascontiguousarray(np.stack(patches) if isinstance(patches, list) else patches[None])
     return torch.from_numpy(array).permute(0, 3, 1, 2)

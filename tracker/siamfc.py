@@ -23,7 +23,7 @@ from tracker.ops import (
     center_to_box,
     crop_and_resize,
     exemplar_size,
-    to_tensor,
+    to_pixels,
 )
 
 
@@ -89,7 +89,7 @@ class SiamFCTracker:
     def _input(self, patches: np.ndarray | list[np.ndarray]) -> torch.Tensor:
         """BGR uint8 patches -> the backbone's normalised input on the tracker's device."""
         backbone = self.model.backbone
-        pixels = backbone.input_config.reorder(to_tensor(patches).to(self.device), "BGR")
+        pixels = backbone.input_config.reorder(to_pixels(patches).to(self.device), "BGR")
         return backbone.normalize(pixels).contiguous(memory_format=torch.channels_last)
 
     @torch.no_grad()
