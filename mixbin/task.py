@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from backbones.base import Classifier
+from backbones.base import BackboneError, Classifier
 from backbones.cli import UsageError
 from backbones.mask import Mask, build_masked_backbone
 from backbones.registry import build_backbone
@@ -55,14 +55,11 @@ class Task(Protocol):
 
 
 def check_input_size(backbone: str, width: float, input_size: int) -> None:
-    """UsageError when the backbone's unpadded convolutions leave no feature map at ``input_size``."""
-    net = build_backbone(backbone, width).eval()
+    """UsageError naming the backbone's valid range (``Backbone.check_input_size``) for ``input_size``."""
     try:
-        with torch.no_grad():
-            net.embed(torch.zeros(1, 3, input_size, input_size))
-    except RuntimeError:
-        raise UsageError(f"--input-size {input_size} is too small for {backbone}: its unpadded "
-                         "convolutions need a larger image (96 works)") from None
+        build_backbone(backbone, width).check_input_size(input_size)
+    except BackboneError as err:
+        raise UsageError(f"--input-size: {err}") from None
 
 
 class ClassificationTask:

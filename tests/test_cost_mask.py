@@ -132,6 +132,10 @@ def test_absurd_sizes_and_malformed_budgets_exit_2_with_one_line(tmp_path, capsy
         bad = write_json(tmp_path / "bad.json", data)
         assert error_line(capsys, cost_cli.main, ["--mask", bad]).startswith(f"error: {bad}:")
     assert not (tmp_path / "w.json").exists()
+    from mixbin.task import check_input_size  # mixbin --input-size: the same range, before allocating
+
+    with pytest.raises(UsageError, match=r"--input-size: .*\[87, 1024\]"):
+        check_input_size("resnet", 1.0, 10**5)
 
 
 def test_reference_costs_are_cached_copies_of_the_measurement():
