@@ -18,7 +18,7 @@ REPO = Path(__file__).resolve().parents[1]
 VOT = REPO.parent / "shared" / "data" / "tracking" / "vot"
 CHECKPOINT = REPO / "models" / "resnet_b0.3.safetensors"
 SEQUENCES = ("bag", "ball1", "car")
-FRAMES = 10
+FRAMES = 8
 pytest.importorskip("vot", reason="the VOT toolkit (vot-toolkit) is not installed")
 trax = pytest.importorskip("trax", reason="the TraX bindings (vot-trax) are not installed")
 pytestmark = pytest.mark.skipif(not all((VOT / s).is_dir() for s in SEQUENCES),
