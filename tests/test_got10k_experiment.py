@@ -43,7 +43,8 @@ def build_got10k(root: Path) -> list[str]:
         np.savetxt(folder / "cut_by_image.label", np.zeros(FRAMES, int), fmt="%d")
         with Image.open(seq.frames[0]) as image:
             width, height = image.size
-        (folder / "meta_info.ini").write_text(f"[METAINFO]\nobject_class: thing\nresolution: ({width}, {height})\n")
+        meta = f"[METAINFO]\nobject_class: thing\nresolution: ({width}, {height})\n"
+        (folder / "meta_info.ini").write_text(meta)
         names.append(name)
     (root / "val" / "list.txt").write_text("\n".join(names) + "\n")
     return names
@@ -61,8 +62,8 @@ def test_experiment_got10k_ao_equals_the_benchmark_got10k_way(tmp_path: Path) ->
     torch.set_num_threads(1)
     build_got10k(tmp_path / "got10k")
     tracker = load_tracker(CHECKPOINT)
-    experiment = ExperimentGOT10k(str(tmp_path / "got10k"), subset="val", result_dir=str(tmp_path / "results"),
-                                  report_dir=str(tmp_path / "reports"))
+    experiment = ExperimentGOT10k(str(tmp_path / "got10k"), subset="val",
+                                  result_dir=str(tmp_path / "results"), report_dir=str(tmp_path / "reports"))
     with contextlib.redirect_stdout(io.StringIO()):  # the toolkit prints every sequence and repetition
         experiment.run(GotTracker(tracker, experiment=experiment, name="b2track"))
         performance = experiment.report(["b2track"])
