@@ -80,8 +80,13 @@ def build_workspace(root: Path) -> Path:
     return root
 
 
+# The toolkit's own command line (``vot ...``), minus its update check, which would ask GitHub.
+RUN_VOT = ("import sys, vot.utilities.cli as cli; cli.check_updates = lambda: (False, None); "
+           "sys.argv[0] = 'vot'; cli.main()")
+
+
 def _vot(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "vot", *args], capture_output=True, text=True, timeout=300,
+    return subprocess.run([sys.executable, "-c", RUN_VOT, *args], capture_output=True, text=True, timeout=300,
                           env=_env(), check=False)
 
 
