@@ -3,7 +3,8 @@
 Report layout (DESIGN.md section 6), built in a temporary directory renamed onto ``--out`` at the end:
 ``summary.json``, ``table.txt``, ``success_plots.png``, ``precision_plots.png``,
 ``results/<tracker>/<seq>.txt`` (1-based x,y,w,h, comma separated, one row per frame from the sequence's
-first; NaN before the init frame) and ``results/<tracker>/times/<seq>_time.txt`` (seconds per frame).
+first; NaN before the init frame) and ``results/<tracker>/times/<seq>_time.txt`` (seconds per frame),
+plus ``data/`` (``eval.report``), ``index.html`` and ``thumbs/`` (``eval.html``).
 """
 from __future__ import annotations
 

@@ -32,8 +32,9 @@ def compare(summary: dict, a: str, b: str, metrics: tuple[str, ...] = METRICS, r
 
 def format_comparison(result: dict, a: str, b: str) -> str:
     """The comparison as a small table."""
-    lines = [f"{a} - {b} over {result['sequences']} shared sequences (95% bootstrap interval, "
-             f"{result['resamples']} resamples, seed {result['seed']})",
+    title = (f"{a} - {b} over {result['sequences']} shared sequences (95% bootstrap interval, "
+             f"{result['resamples']} resamples, seed {result['seed']})")
+    lines = [title,
              f"{'metric':<10} {a:>12} {b:>12} {'difference':>11} {'95% interval':>20}  verdict"]
     for metric, r in result["metrics"].items():
         low, high = r["ci95"]

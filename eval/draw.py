@@ -19,7 +19,7 @@ def color(i: int) -> tuple[int, int, int]:
 
 def hex_color(bgr: Sequence[int]) -> str:
     """An OpenCV BGR colour as an HTML ``#rrggbb``."""
-    return "#{:02x}{:02x}{:02x}".format(bgr[2], bgr[1], bgr[0])
+    return f"#{bgr[2]:02x}{bgr[1]:02x}{bgr[0]:02x}"
 
 
 def draw_box(image: np.ndarray, box: np.ndarray, bgr: Sequence[int], thickness: int = 2) -> None:

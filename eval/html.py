@@ -132,20 +132,17 @@ def write_html(report_dir: str | Path, summary: dict | None = None) -> Path:
     boot = s.get("bootstrap", {})
     legend = _key(GT_COLOR) + "ground truth " + " ".join(
         f"{_key(color(i))}{html.escape(t)}" for i, t in enumerate(report.trackers))
-    body = [
-        f"<h1>Benchmark report</h1><p>{len(report.sequences)} sequences, code version "
-        f"{html.escape(str(s.get('code_version')))}. Intervals: 95% bootstrap over sequences "
-        f"({boot.get('resamples', '-')} resamples, seed {boot.get('seed', '-')}). "
-        "AO (got10k toolkit): all sequences' frames pooled, each first frame dropped, boxes clipped to the "
-        "image.</p>",
-        _main_table(s),
-        '<p><img class="plot" src="success_plots.png" alt="success plot">'
-        '<img class="plot" src="precision_plots.png" alt="precision plot"></p>',
-        f"<h2>Sequences</h2><p>{legend}</p>",
-        _sequence_rows(report, out),
-        '<p>Raw data: <a href="summary.json">summary.json</a>, <a href="table.txt">table.txt</a>, '
-        "results/&lt;tracker&gt;/&lt;sequence&gt;.txt (1-based x,y,w,h per frame).</p>",
-    ]
+    intro = (f"<h1>Benchmark report</h1><p>{len(report.sequences)} sequences, code version "
+             f"{html.escape(str(s.get('code_version')))}. Intervals: 95% bootstrap over sequences "
+             f"({boot.get('resamples', '-')} resamples, seed {boot.get('seed', '-')}). "
+             "AO (got10k toolkit): all sequences' frames pooled, each first frame dropped, boxes clipped to "
+             "the image.</p>")
+    plots = ('<p><img class="plot" src="success_plots.png" alt="success plot">'
+             '<img class="plot" src="precision_plots.png" alt="precision plot"></p>')
+    raw = ('<p>Raw data: <a href="summary.json">summary.json</a>, <a href="table.txt">table.txt</a>, '
+           "results/&lt;tracker&gt;/&lt;sequence&gt;.txt (1-based x,y,w,h per frame).</p>")
+    body = [intro, _main_table(s), plots, f"<h2>Sequences</h2><p>{legend}</p>", _sequence_rows(report, out),
+            raw]
     page = (f'<!DOCTYPE html><html><head><meta charset="utf-8"><title>b2track benchmark report</title>'
             f"<style>{STYLE}</style></head><body>{''.join(body)}</body></html>\n")
     atomic_write_text(out / "index.html", page)

@@ -159,9 +159,9 @@ def test_unsupported_region_from_a_trax_client_is_one_line_exit_2() -> None:
     assert hello.startswith("@@TRAX:hello") and "trax.region=rectangle;polygon;" in hello
     frame = _frames("bag")[0]
     message = f'@@TRAX:initialize "mask:3,4,5,5,0,25" \n@@TRAX:frame "file://{frame}" \n'
-    out, err = server.communicate(message.encode(), timeout=60)
+    _, err = server.communicate(message.encode(), timeout=60)
     assert server.returncode == 2
     lines = err.decode().strip().splitlines()
-    assert lines == ["error: unsupported TraX region type 'mask' from the client; "
-                     "supported: rectangle, polygon"]
+    want = "error: unsupported TraX region type 'mask' from the client; supported: rectangle, polygon"
+    assert lines == [want]
     assert "Traceback" not in err.decode()
