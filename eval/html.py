@@ -72,7 +72,7 @@ def _picks(spans: list[range], ious: np.ndarray) -> list[tuple[str, int]]:
 
 def _thumbnail(frame: Path, gt: np.ndarray, drawn: list, path: Path) -> bool:
     """Draw the boxes on one frame, shrink it to ``THUMB_WIDTH`` and write it; False if unreadable."""
-    image = cv2.imread(str(frame), cv2.IMREAD_COLOR)
+    image = cv2.imread(str(frame), cv2.IMREAD_COLOR) if frame.is_file() else None
     if image is None:
         return False
     image = annotate(image, gt, drawn, legend=False, thickness=max(2, image.shape[1] // 240))

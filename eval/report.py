@@ -66,7 +66,8 @@ def report_dir(path: str | Path) -> Path:
 class Report:
     """A finished benchmark report: its summary, boxes, ground truth and frames."""
 
-    def __init__(self, path: str | Path, summary: dict | None = None) -> None:
+    def __init__(self, path: str | Path, summary: dict | None = None,
+                 data_root: str | Path | None = None) -> None:
         self.dir = report_dir(path) if summary is None else Path(path)
         if summary is None:
             try:
@@ -75,6 +76,7 @@ class Report:
                 raise UsageError(f"cannot read {self.dir / 'summary.json'}: {err}") from None
         self.summary = summary
         self.data = summary.get("data") or {}
+        self.root = Path(data_root) if data_root is not None else Path(self.data.get("root", "."))
 
     @property
     def trackers(self) -> list[str]:
@@ -103,9 +105,9 @@ class Report:
                                  f"it has: {', '.join(self.trackers)}")
 
     def frames(self, seq: str) -> list[Path]:
-        root = Path(self.data["root"])
+        """The sequence's frame files, under the recorded data root (or the one given instead)."""
         lines = (self.dir / "data" / seq / "frames.txt").read_text(encoding="utf-8").splitlines()
-        return [root / line for line in lines if line]
+        return [self.root / line for line in lines if line]
 
     def groundtruth(self, seq: str) -> np.ndarray:
         """0-based boxes of every frame, NaN where a frame is not scored."""

@@ -90,10 +90,10 @@ def render(report: Report, seq: str, trackers: list[str], out: Path, fps: float 
     with atomic_path(out) as tmp:
         try:
             for position, index in enumerate(span):
-                image = cv2.imread(str(frames[index]), cv2.IMREAD_COLOR)
+                image = cv2.imread(str(frames[index]), cv2.IMREAD_COLOR) if frames[index].is_file() else None
                 if image is None:
-                    raise UsageError(f"cannot read frame {frames[index]} (has the data root "
-                                     f"{report.data.get('root')} moved?)")
+                    raise UsageError(f"cannot read frame {frames[index]} (has the data root {report.root} "
+                                     "moved? give its new place with --data)")
                 if writer is None:
                     band = iou_strip([(ious, bgr) for _, ious, bgr in tracks.values()], span, image.shape[1])
                     writer = _open_writer(tmp, fps, (image.shape[1], image.shape[0] + band.shape[0]))
@@ -114,6 +114,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--trackers", nargs="+", metavar="NAME",
                    help="trackers to draw (default: all in the report)")
     p.add_argument("--out", required=True, metavar="VIDEO", help=f"video to write ({', '.join(CODECS)})")
+    p.add_argument("--data", metavar="ROOT",
+                   help="data root to read the frames from, when it moved since the report was written")
     p.add_argument("--fps", type=positive_float, default=30.0,
                    help="frames per second of the video (default 30)")
     return p
@@ -122,7 +124,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Check the report, sequence, trackers and output, then render the video."""
     args = build_parser().parse_args(argv)
-    report = Report(args.report)
+    if args.data is not None and not Path(args.data).is_dir():
+        raise UsageError(f"--data {args.data}: not a folder")
+    report = Report(args.report, data_root=args.data)
     report.check_sequence(args.sequence)
     trackers = args.trackers or report.trackers
     report.check_trackers(trackers)

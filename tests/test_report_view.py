@@ -123,4 +123,7 @@ def test_view_names_what_the_report_has(report: Path, tmp_path: Path, capsys: py
                           "--out", out]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "'ghost'" in err[0] and "it has: drift, static" in err[0]
-    assert not Path(out).exists()
+    assert run_cli(main, [str(report), "--sequence", "bag", "--data", str(tmp_path), "--out", out]) == 2
+    err = capsys.readouterr().err.strip().splitlines()  # the data is not there: one line, nothing written
+    assert len(err) == 1 and "cannot read frame" in err[0] and "--data" in err[0]
+    assert not Path(out).exists() and not list(tmp_path.iterdir())
