@@ -3,7 +3,8 @@
 Report layout (DESIGN.md section 6), built in a temporary directory renamed onto ``--out`` at the end:
 ``summary.json``, ``table.txt``, ``success_plots.png``, ``precision_plots.png``,
 ``results/<tracker>/<seq>.txt`` (1-based x,y,w,h, comma separated, one row per frame from the sequence's
-first; NaN before the init frame) and ``results/<tracker>/times/<seq>_time.txt`` (seconds per frame).
+first; NaN before the init frame) and ``results/<tracker>/times/<seq>_time.txt`` (seconds per frame),
+plus ``data/`` (``eval.report``), ``index.html`` and ``thumbs/`` (``eval.html``).
 """
 from __future__ import annotations
 
@@ -22,7 +23,10 @@ import numpy as np
 from tqdm import tqdm
 
 from backbones.cli import ArgumentParser, UsageError, atomic_path, atomic_write_text, positive_int, run_cli
+from eval.bootstrap import format_ci
+from eval.html import write_html
 from eval.metrics import CE_THRESHOLDS, IOU_THRESHOLDS, mean_metrics, sequence_metrics
+from eval.report import complete_summary
 from eval.static import StaticTracker
 from tracker.sequences import load_sequences
 
@@ -192,9 +196,11 @@ def run_benchmark(trackers: Mapping[str, object], sequences: Iterable, out_dir: 
         with tqdm(total=len(trackers) * len(sequences), desc="sequences", unit="seq") as bar:
             for name, tracker in trackers.items():
                 summary["trackers"][name] = _run_tracker(name, tracker, sequences, tmp, max_frames, bar)
+        complete_summary(tmp, summary, sequences)  # data/, 95% bootstrap intervals, got10k's pooled AO
         atomic_write_text(tmp / "summary.json", json.dumps(summary, indent=2) + "\n")
         atomic_write_text(tmp / "table.txt", format_table(summary) + "\n")
         plot_curves(summary, tmp)
+        write_html(tmp, summary)
         _publish(tmp, out)
     finally:
         if tmp.exists():
@@ -229,14 +235,17 @@ def _fmt(value: object, spec: str) -> str:
 
 
 def format_table(summary: dict) -> str:
-    """One row per tracker: AUC, precision@20px, AO, SR0.50, SR0.75, FPS, frames, OPs and budget."""
-    head = f"{'tracker':<24} {'AUC':>6} {'Prec':>6} {'AO':>6} {'SR.50':>6} {'SR.75':>6} {'FPS':>8} " \
+    """One row per tracker: AUC, precision@20px, AO (each with its 95% interval), SR0.50, SR0.75, FPS, frames,
+    OPs and budget."""
+    head = f"{'tracker':<24} {'AUC [95% CI]':<20} {'Prec [95% CI]':<20} {'AO [95% CI]':<20} {'SR.50':>6} " \
+           f"{'SR.75':>6} {'FPS':>8} " \
            f"{'frames':>7} {'seqs':>5} {'OPs':>10} {'budget':>7}"
     lines = [head, "-" * len(head)]
     for name, t in summary["trackers"].items():
         m = t["mean"]
         ops, budget = t.get("ops"), t.get("budget")
-        lines.append(f"{name:<24} {m['auc']:6.3f} {m['precision']:6.3f} {m['ao']:6.3f} {m['sr50']:6.3f} "
+        auc, prec, ao = (format_ci(m[k], m.get(f"{k}_ci95")) for k in ("auc", "precision", "ao"))
+        lines.append(f"{name:<24} {auc:<20} {prec:<20} {ao:<20} {m['sr50']:6.3f} "
                      f"{m['sr75']:6.3f} {_fmt(t['fps'], '8.1f'):>8} {m['frames']:7d} {m['sequences']:5d} "
                      f"{_fmt(ops, '10.3g') if isinstance(ops, (int, float)) else '-':>10} "
                      f"{_fmt(budget, '7.3f') if isinstance(budget, (int, float)) else '-':>7}")
