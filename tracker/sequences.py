@@ -15,6 +15,7 @@ import io
 import math
 import os
 import re
+import stat
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path, PurePath
@@ -31,6 +32,7 @@ SUPPORTED = ("OTB/DTB70 <seq>/img/ + groundtruth_rect[.N].txt; VOT <seq>/[color/
 LIMIT = 100_000.0  # pixels: beyond any benchmark frame, so a coordinate past it means a corrupt file
 _OTB_MULTI = re.compile(r"^groundtruth_rect\.(\d+)\.txt$")
 _SEPARATORS = re.compile(r"[,;\s]+")
+_NEWLINES = re.compile(r"\r\n|\r|\n")  # universal newlines, as editors count lines
 # GOT-10k per-frame labels: allowed values and which of them mean "target not visible".
 _GOT10K_LABELS = (("absence.label", range(2), 1), ("cover.label", range(9), 0))
 
@@ -95,17 +97,17 @@ def _read_bytes(path: Path, what: str) -> bytes:
 
 def _read_text(path: Path) -> str:
     """A text file decoded as UTF-8 (a BOM is fine); bad bytes fail naming the line they are on."""
-    data = _read_bytes(path, "file")
+    data = _read_bytes(path, "file").removeprefix(b"\xef\xbb\xbf")
     try:
-        return data.decode("utf-8-sig")
+        return data.decode("utf-8")
     except UnicodeDecodeError as err:
-        lineno = data.count(b"\n", 0, err.start) + 1
+        lineno = len(_NEWLINES.split(data[:err.start].decode("utf-8")))
         raise SequenceError(f"{path}:{lineno}: not UTF-8 text (byte 0x{data[err.start]:02x})") from None
 
 
 def _lines(path: Path) -> list[tuple[int, str]]:
     """Non-blank lines with their 1-based numbers; CRLF and a missing final newline are both fine."""
-    return [(i, ln.strip()) for i, ln in enumerate(_read_text(path).splitlines(), 1) if ln.strip()]
+    return [(i, ln.strip()) for i, ln in enumerate(_NEWLINES.split(_read_text(path)), 1) if ln.strip()]
 
 
 def _is_dir(path: Path, where: str) -> bool:
@@ -148,16 +150,17 @@ def _frame_size(path: Path) -> tuple[int, int]:
 # ---------------------------------------------------------------- annotation rows
 
 
-def _value(where: str, token: str, line: str) -> float:
-    """One number of an annotation row: finite and within +-LIMIT pixels, or NaN."""
-    try:
-        v = float(token)
-    except ValueError:
-        raise SequenceError(f"{where}: {_short(token)} is not a number in {_short(line)}") from None
-    if abs(v) <= LIMIT or math.isnan(v):
-        return v
-    raise SequenceError(f"{where}: value {_short(token)} in {_short(line)} is not finite or beyond "
-                        f"+-{LIMIT:.0f} pixels")
+def _check_values(path: Path, lineno: int, line: str, parts: list[str]) -> None:
+    """Fail naming the first token of a row that is no number, not finite or beyond +-LIMIT (NaN is fine)."""
+    for token in parts:
+        try:
+            v = float(token)
+        except ValueError:
+            raise SequenceError(f"{path}:{lineno}: {_short(token)} is not a number in "
+                                f"{_short(line)}") from None
+        if not (abs(v) <= LIMIT or math.isnan(v)):
+            raise SequenceError(f"{path}:{lineno}: value {_short(token)} in {_short(line)} is not finite or "
+                                f"beyond +-{LIMIT:.0f} pixels")
 
 
 def _numbers(path: Path, lineno: int, line: str, counts: tuple[int, ...]) -> list[float]:
@@ -167,10 +170,16 @@ def _numbers(path: Path, lineno: int, line: str, counts: tuple[int, ...]) -> lis
         want = " or ".join(str(c) for c in counts)
         raise SequenceError(f"{path}:{lineno}: malformed annotation line {_short(line)} "
                             f"(expected {want} numbers)")
-    values = [_value(_where(path, lineno), p, line) for p in parts]
-    nans = sum(map(math.isnan, values))
-    if 0 < nans < len(values):
-        raise SequenceError(f"{path}:{lineno}: row {_short(line)} mixes NaN with numbers (absent = all NaN)")
+    try:
+        values = [float(p) for p in parts]
+    except ValueError:
+        values = []
+    if not all(abs(v) <= LIMIT for v in values) or not values:  # fast path for the common all-good row
+        _check_values(path, lineno, line, parts)
+        nans = sum(map(math.isnan, values))
+        if nans < len(values):
+            raise SequenceError(f"{path}:{lineno}: row {_short(line)} mixes NaN with numbers "
+                                "(absent = all NaN)")
     return values
 
 
@@ -205,7 +214,7 @@ def _read_flags(path: Path, n: int, allowed: range) -> np.ndarray:
     rows = _lines(path)
     flags = []
     for lineno, line in rows[:n]:
-        if not re.fullmatch(r"\d{1,3}", line) or int(line) not in allowed:
+        if not re.fullmatch(r"[0-9]{1,3}", line) or int(line) not in allowed:
             raise SequenceError(f"{path}:{lineno}: label {_short(line)} is not an integer "
                                 f"{allowed.start}..{allowed.stop - 1}")
         flags.append(int(line))
@@ -243,9 +252,10 @@ def _sequence(name: str, frames: list[Path], anno: Path, layout: str, one_based:
 # ---------------------------------------------------------------- layouts
 
 
-def _frame_key(path: Path) -> tuple[int, str]:
+def _frame_key(name: str) -> tuple[int, str]:
     """Sort frames by their number when the stem is numeric (so 999 < 1000), else by name."""
-    return (int(path.stem) if path.stem.isdigit() else -1, path.name)
+    stem = os.path.splitext(name)[0]
+    return (int(stem) if stem.isdigit() else -1, name)
 
 
 def _images(folder: Path) -> list[Path]:
@@ -254,11 +264,10 @@ def _images(folder: Path) -> list[Path]:
         return []
     try:
         with os.scandir(folder) as it:
-            found = [Path(e.path) for e in it
-                     if e.is_file() and os.path.splitext(e.name)[1].lower() in IMAGE_EXTS]
+            names = [e.name for e in it if os.path.splitext(e.name)[1].lower() in IMAGE_EXTS and e.is_file()]
     except OSError as err:
         raise SequenceError(f"{folder}: cannot list images: {err.strerror or err}") from None
-    return sorted(found, key=_frame_key)
+    return [folder / name for name in sorted(names, key=_frame_key)]
 
 
 def _otb(folder: Path) -> list[Sequence]:
@@ -280,11 +289,25 @@ def _is_got10k(folder: Path) -> bool:
     return folder.name in _split_list(folder.parent)
 
 
+def _stamp(path: Path) -> tuple[int, int] | None:
+    """(mtime, size) of a file, or None when it is not one: the key that lets a cache see edits."""
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return (st.st_mtime_ns, st.st_size) if stat.S_ISREG(st.st_mode) else None
+
+
 @lru_cache(maxsize=64)
+def _list_names(path: Path, stamp: tuple[int, int]) -> frozenset[str]:
+    return frozenset(ln for _, ln in _lines(path))
+
+
 def _split_list(split_dir: Path) -> frozenset[str]:
     """Sequence folder names in a GOT-10k split's list.txt (empty when there is none)."""
     path = split_dir / "list.txt"
-    return frozenset(ln for _, ln in _lines(path)) if path.is_file() else frozenset()
+    stamp = _stamp(path)
+    return _list_names(path, stamp) if stamp else frozenset()
 
 
 def _frame_pattern(seq_file: Path, lineno: int, value: str) -> tuple[Path, re.Pattern]:
@@ -309,10 +332,15 @@ def _vot_frames(folder: Path) -> list[Path]:
         if not sep:
             raise SequenceError(f"{seq_file}:{lineno}: expected key=value, got {_short(line)}")
         if key.strip() == "channels.color":
-            color = _frame_pattern(seq_file, lineno, value.strip())
+            color = lineno, value.strip()
     if color is None:
         return _images(folder) or _images(folder / "color")
-    return [f for f in _images(color[0]) if color[1].fullmatch(f.name)]
+    where, pattern = _frame_pattern(seq_file, *color)
+    frames = [f for f in _images(where) if pattern.fullmatch(f.name)]
+    if not frames:
+        raise SequenceError(f"{seq_file}:{color[0]}: no image in {where} matches channels.color "
+                            f"{_short(color[1])}")
+    return frames
 
 
 def _vot_or_got10k(folder: Path) -> list[Sequence]:
@@ -324,7 +352,7 @@ def _vot_or_got10k(folder: Path) -> list[Sequence]:
     frames = _images(folder)
     absent = np.zeros(len(frames), dtype=bool)
     for label, allowed, hidden in _GOT10K_LABELS:
-        if (folder / label).is_file():
+        if frames and (folder / label).is_file():  # (no frames: _sequence says so)
             absent |= _read_flags(folder / label, len(frames), allowed) == hidden
     return [_sequence(folder.name, frames, gt, "got10k", one_based=False, absent=absent)]
 
@@ -343,8 +371,9 @@ def _uav_annos(folder: Path) -> list[Path]:
 
 
 @lru_cache(maxsize=16)
-def _parse_config(path: Path) -> tuple[tuple[str, tuple[str, ...], int, int], ...]:
-    """(name, path parts, startFrame, endFrame) of every struct in a UAV123 configSeqs.m."""
+def _parse_config(path: Path, stamp: tuple[int, int] | None) -> tuple[tuple[str, tuple[str, ...], int, int],
+                                                                      ...]:
+    """(name, path parts, startFrame, endFrame) of every struct in a UAV123 configSeqs.m (as of ``stamp``)."""
     text = _read_text(path)
     entries = []
     for m in re.finditer(r"'name'\s*,\s*'([^']+)'([^)]*)\)", text):
@@ -370,7 +399,7 @@ def _uav_range(folder: Path, name: str, root: Path | None) -> tuple[int, int] | 
     matches = []
     for d in dirs:
         for cfg in sorted(d.glob("configSeqs*.m")) if d.is_dir() else []:
-            for ename, parts, start, end in _parse_config(cfg):
+            for ename, parts, start, end in _parse_config(cfg, _stamp(cfg)):
                 if ename == name and (not parts or folder.name in parts):
                     matches.append((folder.parent.name in parts, start, end))
     if not matches:
@@ -429,10 +458,16 @@ def _root(root: str | Path) -> Path:
 
 
 def find_sequences(root: str | Path) -> list[Sequence]:
-    """Every sequence (every target) found recursively under ``root``, in path order, any supported layout."""
+    """Every sequence (every target) found recursively under ``root`` (links followed), in path order."""
     base = _root(root)
     found: list[Sequence] = []
-    for dirpath, dirnames, _ in os.walk(base):
+    seen: set[tuple[int, int]] = set()  # folders linked in (a data root often links its datasets) only once
+    for dirpath, dirnames, _ in os.walk(base, followlinks=True):
+        st = os.stat(dirpath)
+        if (st.st_dev, st.st_ino) in seen:
+            dirnames[:] = []
+            continue
+        seen.add((st.st_dev, st.st_ino))
         folder = Path(dirpath)
         seqs = _read(folder, base)
         if seqs:
