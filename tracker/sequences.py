@@ -156,8 +156,8 @@ def _check_values(path: Path, lineno: int, line: str, parts: list[str]) -> None:
         try:
             v = float(token)
         except ValueError:
-            raise SequenceError(f"{path}:{lineno}: {_short(token)} is not a number in "
-                                f"{_short(line)}") from None
+            raise SequenceError(f"{path}:{lineno}: malformed annotation line {_short(line)}: "
+                                f"{_short(token)} is not a number") from None
         if not (abs(v) <= LIMIT or math.isnan(v)):
             raise SequenceError(f"{path}:{lineno}: value {_short(token)} in {_short(line)} is not finite or "
                                 f"beyond +-{LIMIT:.0f} pixels")
