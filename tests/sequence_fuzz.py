@@ -18,14 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-from tracker.sequences import (
-    Sequence,
-    SequenceError,
-    find_sequences,
-    load_sequence,
-    load_sequences,
-    read_frame,
-)
+from tracker import sequences as readers
+from tracker.sequences import Sequence, SequenceError
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "tracking"
 IMAGE = re.compile(r"\.(jpe?g|png|bmp)$", re.IGNORECASE)
@@ -198,7 +192,7 @@ def _add_source(tree: Tree, kind: str, src_rel: str, rel: str, focus: int, rng: 
     start, size = _place_frames(tree, kind, src, dst, rows, focus, rng, deep)
     if kind != "uav123":  # text files are written into dst
         _outside_data(dst / "x")
-    texts = [dst.parent / "list.txt"] if kind == "got10k" else []
+    texts = {dst.parent / "list.txt": "list"} if kind == "got10k" else {}
     if kind == "got10k":
         _got10k_texts(dst, rows[start:start + size], rng)
         annos = []
@@ -209,11 +203,11 @@ def _add_source(tree: Tree, kind: str, src_rel: str, rel: str, focus: int, rng: 
         out = dst / name if name else tree.root / "uav123" / "anno" / "UAV123_10fps" / real.name
         out.parent.mkdir(parents=True, exist_ok=True)
         _outside_data(out).write_bytes(_cut(real.read_bytes(), start, size))
-        texts.append(out)
-    if kind != "uav123":
-        texts += [p for p in sorted(dst.iterdir())
-                  if p.is_file() and not p.is_symlink() and _text_kind(p.name)]
-    tree.texts += [Text(p, _text_kind(p.name) or "list", rel) for p in dict.fromkeys(texts)]
+        texts[out] = "boxes"
+    for p in sorted(dst.iterdir()) if kind != "uav123" else ():
+        if p.is_file() and not p.is_symlink() and _text_kind(p.name):
+            texts[p] = _text_kind(p.name)
+    tree.texts += [Text(p, what, rel) for p, what in texts.items()]
 
 
 def build_tree(root: Path, rng: random.Random, deep: bool) -> Tree:
@@ -431,10 +425,10 @@ def mutate(tree: Tree, rng: random.Random) -> tuple[str, Expect]:
 
 def _load(tree: Tree, how: str) -> list[Sequence]:
     if how == "find":
-        return find_sequences(tree.root)
+        return readers.find_sequences(tree.root)
     if how == "one":
-        return load_sequence(tree.entries[0], tree.root)
-    return load_sequences(tree.root, tree.split)
+        return readers.load_sequence(tree.entries[0], tree.root)
+    return readers.load_sequences(tree.root, tree.split)
 
 
 def _consistent(seqs: list[Sequence]) -> str | None:
@@ -481,7 +475,7 @@ def _check_frame(seqs: list[Sequence], frame: Path | None) -> str | None:
     if frame is None or not any(frame in s.frames for s in seqs):
         return None
     try:
-        image = read_frame(frame)
+        image = readers.read_frame(frame)
     except SequenceError as err:
         return None if str(err).startswith(f"{frame}: ") and "\n" not in str(err) else f"read_frame: {err!r}"
     ok = image.ndim == 3 and image.dtype == np.uint8

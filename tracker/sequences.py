@@ -16,6 +16,8 @@ import math
 import os
 import re
 import stat
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path, PurePath
@@ -88,11 +90,18 @@ def _short(text: str, keep: int = 60) -> str:
 # ---------------------------------------------------------------- files
 
 
-def _read_bytes(path: Path, what: str) -> bytes:
+@contextmanager
+def _os_errors(where: str) -> Iterator[None]:
+    """Turn an OSError inside (unreadable, a name too long for the file system) into one line at ``where``."""
     try:
-        return path.read_bytes()
+        yield
     except OSError as err:
-        raise SequenceError(f"{path}: cannot read {what}: {err.strerror or err}") from None
+        raise SequenceError(f"{where}: {err.strerror or err}") from None
+
+
+def _read_bytes(path: Path, what: str) -> bytes:
+    with _os_errors(f"{path}: cannot read {what}"):
+        return path.read_bytes()
 
 
 def _read_text(path: Path) -> str:
@@ -112,10 +121,8 @@ def _lines(path: Path) -> list[tuple[int, str]]:
 
 def _is_dir(path: Path, where: str) -> bool:
     """``path.is_dir()``, with a name the file system refuses (too long) reported as one line at ``where``."""
-    try:
+    with _os_errors(f"{where}: {_short(str(path))}"):
         return path.is_dir()
-    except OSError as err:
-        raise SequenceError(f"{where}: {_short(str(path))}: {err.strerror or err}") from None
 
 
 def _frame_bytes(path: Path) -> bytes:
@@ -262,11 +269,8 @@ def _images(folder: Path) -> list[Path]:
     """Image files directly in ``folder``, in frame order; [] when the folder does not exist."""
     if not folder.is_dir():
         return []
-    try:
-        with os.scandir(folder) as it:
-            names = [e.name for e in it if os.path.splitext(e.name)[1].lower() in IMAGE_EXTS and e.is_file()]
-    except OSError as err:
-        raise SequenceError(f"{folder}: cannot list images: {err.strerror or err}") from None
+    with _os_errors(f"{folder}: cannot list images"), os.scandir(folder) as it:
+        names = [e.name for e in it if os.path.splitext(e.name)[1].lower() in IMAGE_EXTS and e.is_file()]
     return [folder / name for name in sorted(names, key=_frame_key)]
 
 
@@ -523,11 +527,9 @@ def _split_file(base: Path, split: str | Path) -> Path:
     """The split file ``split`` names: a path, or a name under ``<root>/`` or ``<root>/splits/[.txt]``."""
     name = str(split)
     for candidate in (Path(split), base / name, base / "splits" / name, base / "splits" / f"{name}.txt"):
-        try:
+        with _os_errors(f"split file {_short(name)}"):
             if candidate.is_file():
                 return candidate
-        except OSError as err:
-            raise SequenceError(f"split file {_short(name)}: {err.strerror or err}") from None
     raise SequenceError(f"split file not found: {_short(name)} (also looked in {base / 'splits'})")
 
 
