@@ -43,7 +43,7 @@ SOURCES = (
     ("got10k", "otb/Crossing", "got10k/val/GOT-10k_Val_000001", 0),  # built from Crossing's frames and boxes
 )
 UAV_ANNO = {"group2": "group2_2.txt", "car16": "car16_1.txt"}
-WINDOW = (6, 24)  # frames kept of each source (a window of real frames and rows keeps a tree small)
+WINDOW = (4, 16)  # frames kept of each source (a window of real frames and rows keeps a tree small)
 BAD_TOKENS = ("inf", "-inf", "1e400", "-1e300", "1e300", "1e6", "x", "0x1F", "1..2", "--3", "\u2013", "nan(",
               "\u221e")
 BAD_LABELS = ("nan", "1e400", "-1", "9", "2.5", "x", "1 1", "١٠")
@@ -485,7 +485,7 @@ def _check_frame(seqs: list[Sequence], frame: Path | None) -> str | None:
 def run_case(workdir: Path, seed: int, index: int) -> Outcome:
     """Build, mutate and load tree ``index`` of fuzz run ``seed`` in ``workdir`` (left behind for a look)."""
     rng = random.Random(f"{seed}:{index}")
-    tree = build_tree(workdir, rng, deep=rng.random() < 0.3)
+    tree = build_tree(workdir, rng, deep=rng.random() < 0.25)
     how = rng.choices(("split", "find", "one"), weights=(7, 2, 1))[0]
     how = "split" if how == "one" and len(tree.entries) > 1 else how
     try:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 from sequence_fuzz import DATA, run_case
 
-TREES = 250
+TREES = 200
 SEED = 16
 
 
