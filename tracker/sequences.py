@@ -146,7 +146,7 @@ def read_frame(path: str | Path) -> np.ndarray:
 
 
 def _frame_size(path: Path) -> tuple[int, int]:
-    """(width, height) of an image from its header only (cheap: no pixel is decoded)."""
+    """(width, height) of an image file, read from its header (cheap: no pixel is decoded)."""
     try:
         with Image.open(io.BytesIO(_frame_bytes(path))) as image:
             return image.size
@@ -190,13 +190,13 @@ def _numbers(path: Path, lineno: int, line: str, counts: tuple[int, ...]) -> lis
     return values
 
 
-def _box(path: Path, lineno: int, values: list[float]) -> list[float]:
+def _box(path: Path, lineno: int, line: str, values: list[float]) -> list[float]:
     """x,y,w,h of a row (VOT 8-value polygons -> their axis-aligned bounds); negative sizes are refused."""
     if len(values) == 8:
         xs, ys = values[0::2], values[1::2]
         return [min(xs), min(ys), max(xs) - min(xs), max(ys) - min(ys)]
     if values[2] < 0 or values[3] < 0:
-        raise SequenceError(f"{path}:{lineno}: negative width or height in x,y,w,h = {values}")
+        raise SequenceError(f"{path}:{lineno}: negative width or height in x,y,w,h row {_short(line)}")
     return values
 
 
@@ -210,7 +210,7 @@ def _read_boxes(path: Path, n: int, one_based: bool = True,
         raise SequenceError(f"{path}:{rows[n][0]}: row {n + 1} has no frame (the sequence has {n} images)")
     boxes = np.full((n, 4), np.nan)
     for k, (lineno, line) in enumerate(rows):
-        boxes[k] = _box(path, lineno, _numbers(path, lineno, line, (4, 8) if polygons else (4,)))
+        boxes[k] = _box(path, lineno, line, _numbers(path, lineno, line, (4, 8) if polygons else (4,)))
     if one_based:
         boxes[:, :2] -= 1.0
     return boxes, [lineno for lineno, _ in rows]
@@ -304,6 +304,7 @@ def _stamp(path: Path) -> tuple[int, int] | None:
 
 @lru_cache(maxsize=64)
 def _list_names(path: Path, stamp: tuple[int, int]) -> frozenset[str]:
+    """The lines of a list.txt as of ``stamp`` (read once per version: every folder of a split asks)."""
     return frozenset(ln for _, ln in _lines(path))
 
 
@@ -374,9 +375,11 @@ def _uav_annos(folder: Path) -> list[Path]:
     return []
 
 
+_ConfigEntry = tuple[str, tuple[str, ...], int, int]
+
+
 @lru_cache(maxsize=16)
-def _parse_config(path: Path, stamp: tuple[int, int] | None) -> tuple[tuple[str, tuple[str, ...], int, int],
-                                                                      ...]:
+def _parse_config(path: Path, stamp: tuple[int, int] | None) -> tuple[_ConfigEntry, ...]:
     """(name, path parts, startFrame, endFrame) of every struct in a UAV123 configSeqs.m (as of ``stamp``)."""
     text = _read_text(path)
     entries = []
