@@ -18,7 +18,6 @@ import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
-import cv2
 import numpy as np
 from tqdm import tqdm
 
@@ -28,7 +27,7 @@ from eval.html import write_html
 from eval.metrics import CE_THRESHOLDS, IOU_THRESHOLDS, mean_metrics, sequence_metrics
 from eval.report import complete_summary
 from eval.static import StaticTracker
-from tracker.sequences import load_sequences
+from tracker.sequences import load_sequences, read_frame
 
 SPEC_HELP = "'static' (built-in baseline), a checkpoint PATH.safetensors, or NAME=PATH to name it"
 
@@ -63,14 +62,6 @@ def build_tracker(path: str | None, device: str) -> object:
 # ---------------------------------------------------------------- running
 
 
-def _read_frame(path: Path) -> np.ndarray:
-    """Read one frame as OpenCV BGR, or fail with one line naming it."""
-    img = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if img is None:
-        raise UsageError(f"cannot read image {path}")
-    return img
-
-
 def track_sequence(tracker: object, seq: object, max_frames: int | None = None) -> dict:
     """Run ``tracker`` over one sequence from its first valid frame (initialised on its ground truth).
 
@@ -85,13 +76,13 @@ def track_sequence(tracker: object, seq: object, max_frames: int | None = None) 
     boxes = np.full((end, 4), np.nan)
     times = np.zeros(end)
     gt0 = np.array(seq.boxes[first], dtype=float)
-    frame = _read_frame(seq.frames[first])
+    frame = read_frame(seq.frames[first])
     start = time.perf_counter()
     tracker.init(frame, gt0.copy())
     times[first] = time.perf_counter() - start
     boxes[first] = gt0  # the first frame counts, set to the ground truth
     for i in range(first + 1, end):
-        frame = _read_frame(seq.frames[i])
+        frame = read_frame(seq.frames[i])
         start = time.perf_counter()
         box = tracker.update(frame)
         times[i] = time.perf_counter() - start
