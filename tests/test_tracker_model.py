@@ -156,7 +156,7 @@ def test_tracker_rejects_bad_initial_box(box):
 
 def test_adapters_follow_their_protocols():
     frames = moving_square(3)
-    got = GotTracker(SiamFCTracker(tiny_model()))
+    got = GotTracker(SiamFCTracker(tiny_model()), convention="otb")
     rgb = [cv2.cvtColor(f, cv2.COLOR_BGR2RGB) for f in frames]
     got.init(rgb[0], [41, 51, 20, 20])  # 1-based, as the toolkit reads OTB files
     assert np.all(np.isfinite(got.update(rgb[1])))

@@ -11,7 +11,7 @@ import torch
 from torch.utils.data import Dataset
 
 from tracker.ops import EXEMPLAR_SIZE, INSTANCE_SIZE, box_center, crop_and_resize, exemplar_size
-from tracker.sequences import Sequence
+from tracker.sequences import Sequence, read_frame
 
 MAX_GAP = 100
 STRETCH = 0.05
@@ -50,9 +50,7 @@ class PairDataset(Dataset):
 
     def _patch(self, seq: Sequence, frame: int, out_size: int, rng: np.random.Generator,
                shift: np.ndarray) -> np.ndarray:
-        image = cv2.imread(str(seq.frames[frame]), cv2.IMREAD_COLOR)
-        if image is None:
-            raise ValueError(f"cannot read image {seq.frames[frame]}")
+        image = read_frame(seq.frames[frame])
         box = seq.boxes[frame]
         stretch = 1.0 + rng.uniform(-STRETCH, STRETCH)
         # Region of the 255 crop that the final patch covers, shrunk or grown by the random stretch.
