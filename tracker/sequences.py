@@ -84,7 +84,7 @@ def _short(text: str, keep: int = 60) -> str:
     """``text`` quoted, cut in the middle when long (a 5000-character split line stays one short line)."""
     if len(text) <= keep:
         return repr(text)
-    return f"{text[:keep // 2]!r}...{text[-10:]!r} ({len(text)} characters)"
+    return f"{text[:keep // 2]!r}...{text[-keep // 2:]!r} ({len(text)} characters)"
 
 
 # ---------------------------------------------------------------- files
