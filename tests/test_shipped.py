@@ -34,7 +34,7 @@ def test_zoo_ships_the_default_backbone_at_four_budgets_under_40_mb():
 
 
 @needs_shared
-def test_demo_first_run_command_with_the_shipped_model(tmp_path, capsys, monkeypatch):
+def test_demo_own_video_command_with_the_shipped_model(tmp_path, capsys, monkeypatch):
     import cv2
 
     import demo
