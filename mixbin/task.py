@@ -8,11 +8,11 @@ with the mask applied) on ``task.device``; ``train_batches()`` -> an endless, se
 provenance (data name and root, split sizes, settings). Attributes: ``name``, ``backbone``, ``width``,
 ``device``, ``seed``.
 
-The tracking task (``tracker.task.TrackingTask``) provides the same on top of ``tracker``: models are
-``tracker.model.SiamFC`` (its ``.backbone`` carries the mask), batches are exemplar/search pairs from the
-tracker's pair sampler, the loss is the tracker's balanced logistic loss, ``evaluate`` reports at least
-``loss`` on held-out pairs, and ``heldout_batch`` is a fixed batch of held-out pairs. ``make_task``
-imports it lazily (same keyword arguments as ``ClassificationTask``), keeping ``mixbin`` importable alone.
+Two tasks implement it: ``ClassificationTask`` (below) and ``mixbin.tracking.TrackingTask``, whose models
+are ``tracker.model.SiamFC`` (its ``.backbone`` carries the mask), batches exemplar/search pairs from the
+tracker's pair sampler, loss the tracker's balanced logistic loss, ``evaluate`` loss and peak accuracy on
+held-out pairs. ``make_task`` builds either with the same keyword arguments; it imports the tracking task
+only when asked for, so classification runs do not load the tracker's data readers.
 """
 from __future__ import annotations
 
@@ -140,13 +140,8 @@ def make_task(kind: str, **kwargs: Any) -> Task:
     if kind == "classification":
         return ClassificationTask(**kwargs)
     if kind == "tracking":
-        try:
-            from tracker.task import TrackingTask  # type: ignore[import-not-found]
-        except ModuleNotFoundError as err:
-            if err.name not in ("tracker.task", "tracker"):
-                raise
-            raise UsageError("tracking task not available yet (tracker.task.TrackingTask is missing); "
-                             "use --task classification") from None
+        from mixbin.tracking import TrackingTask
+
         return TrackingTask(**kwargs)
     raise UsageError(f"unknown task {kind!r}; choose one of {', '.join(TASKS)}")
 

@@ -9,12 +9,12 @@ from pathlib import Path
 import pytest
 import torch
 
+from backbones.checkpoint import load_sliced_weights, load_weights, save_checkpoint
 from backbones.cli import run_cli
 from backbones.cost import UnitCosts, unit_costs
 from backbones.mask import load_mask, save_mask, uniform_mask
 from backbones.registry import build_backbone, build_classifier
 from mixbin import baseline, search, train
-from mixbin.checkpoint import load_sliced_weights, load_weights, save_checkpoint
 from mixbin.data import ToNetworkInput
 from mixbin.gates import GateSet, anneal, budget_matched_init, heaviside, psi_for
 from mixbin.select import fits, greedy_fill, select_fp, select_fp_brute_force, states_for
@@ -203,7 +203,7 @@ def test_prune_width_matches_the_budget():
 def test_checkpoint_round_trip_into_classifier_and_siamfc(tmp_path):
     mask = uniform_mask("alexnet", 0.25, "fp")
     model = build_classifier("alexnet", 10, 0.25)
-    path = save_checkpoint(model, tmp_path / "ck.safetensors", mask, {"seed": 0})
+    path = save_checkpoint(tmp_path / "ck.safetensors", model, mask, {"seed": 0})
     sidecar = json.loads((tmp_path / "ck.json").read_text())
     expected = {f"backbone.{k}" for k in model.backbone.state_dict()} | {f"head.{k}" for k in model.head.state_dict()}
     assert set(sidecar["tensors"]) == expected
