@@ -16,6 +16,7 @@ only when asked for, so classification runs do not load the tracker's data reade
 """
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Iterator
 from pathlib import Path
@@ -51,6 +52,17 @@ class Task(Protocol):
     def heldout_batch(self) -> Any: ...
     def iterations_per_epoch(self) -> int: ...
     def describe(self) -> dict[str, Any]: ...
+
+
+@contextlib.contextmanager
+def evaluating(model: nn.Module) -> Iterator[None]:
+    """The block runs ``model`` in inference mode (batch norm on running statistics); its mode is restored."""
+    was_training = model.training
+    model.eval()
+    try:
+        yield
+    finally:
+        model.train(was_training)
 
 
 def check_input_size(backbone: str, width: float, input_size: int) -> None:
@@ -114,18 +126,14 @@ class ClassificationTask:
     @torch.no_grad()
     def evaluate(self, model: nn.Module) -> dict[str, float]:
         """Top-1 accuracy and mean cross-entropy on the test split (BN in inference mode)."""
-        was_training = model.training
-        model.eval()
         correct, total, loss = 0, 0, 0.0
-        try:
+        with evaluating(model):
             for images, labels in self._loader(self.test_set, shuffle=False):
                 logits = model(images.to(self.device))
                 labels = labels.to(self.device)
                 loss += float(F.cross_entropy(logits, labels, reduction="sum"))
                 correct += int((logits.argmax(1) == labels).sum())
                 total += len(labels)
-        finally:
-            model.train(was_training)
         return {"accuracy": correct / total, "loss": loss / total, "images": total}
 
     def describe(self) -> dict[str, Any]:

@@ -17,6 +17,7 @@ from torch.utils.data import DataLoader
 
 from backbones.cli import UsageError
 from backbones.mask import Mask
+from mixbin.task import evaluating
 from tracker.loss import POSITIVE_RADIUS, balanced_logistic_loss
 from tracker.model import build_siamfc
 from tracker.pairs import OffsetSampler, PairDataset
@@ -79,11 +80,9 @@ class TrackingTask:
     def evaluate(self, model: nn.Module) -> dict[str, float]:
         """On fixed val pairs: mean loss, and accuracy = share of responses peaking within 16 px of the
         target."""
-        was_training = model.training
-        model.eval()
         loss, hits, total = 0.0, 0, 0
         radius = POSITIVE_RADIUS / model.backbone.total_stride
-        try:
+        with evaluating(model):
             for z, x in self._batches(self.val_pairs, -(-self.eval_pairs // self.batch_size)):
                 logits = model(normalize(z, self.device), normalize(x, self.device))
                 loss += float(balanced_logistic_loss(logits, model.backbone.total_stride)) * len(z)
@@ -92,8 +91,6 @@ class TrackingTask:
                 rows, cols = peak // size - (size - 1) / 2, peak % size - (size - 1) / 2
                 hits += int(((rows.abs() + cols.abs()) <= radius).sum())
                 total += len(z)
-        finally:
-            model.train(was_training)
         return {"accuracy": hits / total, "loss": loss / total, "pairs": total}
 
     def describe(self) -> dict[str, Any]:

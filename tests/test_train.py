@@ -12,7 +12,7 @@ import torch
 from conftest import REPO, TRACKING, needs_shared
 from safetensors.torch import load_file
 
-import backbones.checkpoint as checkpoint
+from backbones import checkpoint
 from backbones.checkpoint import VERSIONS, complete_versions, read_checkpoint
 from backbones.cli import run_cli
 from tracker.loop import DivergedError
