@@ -229,7 +229,9 @@ def _read_unit(folder: Path, session: Session) -> tuple[Any, dict[str, Any], dic
         state = torch.load(folder / STATE, map_location=session.device, weights_only=True)
     except Exception as err:  # noqa: BLE001 - a damaged state file is a user-facing error
         raise CheckpointError(f"{folder / STATE} is unreadable: {str(err).splitlines()[0]}") from None
-    if not isinstance(state, dict) or state.get("iteration") != ckpt.sidecar.get("iterations"):
+    if not isinstance(state, dict) or not {"optimizer", "scheduler"} <= state.keys():
+        raise CheckpointError(f"{folder / STATE} is not a tracker.train state (optimizer, scheduler, iteration)")
+    if state.get("iteration") != ckpt.sidecar.get("iterations"):
         raise CheckpointError(f"{folder / STATE} and {folder / CHECKPOINT} disagree on the iteration")
     return ckpt, ckpt.sidecar, state
 
