@@ -327,8 +327,9 @@ class StopFlag:
 
 def _ignore_sigint(_worker: int) -> None:
     """Loader workers leave Ctrl-C (sent to the whole process group) to the training process, which stops at
-    an iteration boundary; SIGTERM stays theirs, as the loader ends them with it."""
+    an iteration boundary; SIGTERM ends them (the loader's shutdown uses it), not the forked stop flag."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 def siamfc_loss(session: Session, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
