@@ -2,14 +2,17 @@
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from backbones.quantizers import SignQuantizer, WeightBinarizer
 
 
 class QuantConv2d(nn.Conv2d):
-    """Conv2d whose input and kernel pass through quantizers first (None = keep float)."""
+    """Conv2d whose input and kernel pass through quantizers first (None = keep float).
+
+    The weights stay latent floats (the state dict is an ordinary Conv2d's); ``forward_float`` runs the
+    same convolution with both quantizers bypassed, which is how a switchable unit's FP path shares them.
+    """
 
     def __init__(self, *args, input_quantizer: nn.Module | None = None,
                  kernel_quantizer: nn.Module | None = None, **kwargs):
@@ -21,7 +24,11 @@ class QuantConv2d(nn.Conv2d):
         if self.input_quantizer is not None:
             x = self.input_quantizer(x)
         weight = self.weight if self.kernel_quantizer is None else self.kernel_quantizer(self.weight)
-        return F.conv2d(x, weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
+        return self._conv_forward(x, weight, self.bias)
+
+    def forward_float(self, x: torch.Tensor) -> torch.Tensor:
+        """The convolution with the latent float weights and an unquantized input."""
+        return self._conv_forward(x, self.weight, self.bias)
 
 
 class BinaryConv2d(QuantConv2d):

@@ -1,4 +1,4 @@
-"""Binary quantizers: activation sign with Bi-Real's ApproxSign gradient, scaled weight sign, RSign."""
+"""Binary quantizers: activation sign with Bi-Real's ApproxSign gradient, and the scaled weight sign."""
 from __future__ import annotations
 
 import torch
@@ -10,38 +10,34 @@ def _sign(x: torch.Tensor) -> torch.Tensor:
     return torch.where(x >= 0, torch.ones_like(x), -torch.ones_like(x))
 
 
-class _ApproxSign(torch.autograd.Function):
-    """sign(x) forward (sign(0) = +1); Bi-Real Net's piecewise-polynomial gradient backward."""
+def _approx_sign_slope(x: torch.Tensor) -> torch.Tensor:
+    """d/dx of Bi-Real Net's ApproxSign: 2 + 2x on [-1, 0), 2 - 2x on [0, 1), 0 elsewhere."""
+    return torch.clamp(2.0 - 2.0 * x.abs(), min=0.0)
+
+
+def _clipped_ste_slope(w: torch.Tensor) -> torch.Tensor:
+    """The straight-through estimator clipped to |w| <= 1."""
+    return (w.abs() <= 1).to(w.dtype)
+
+
+class _Sign(torch.autograd.Function):
+    """sign(x) forward (sign(0) = +1); backward passes the gradient times a surrogate ``slope(x)``."""
 
     @staticmethod
-    def forward(ctx, x: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+    def forward(ctx, x: torch.Tensor, slope) -> torch.Tensor:  # type: ignore[override]
         ctx.save_for_backward(x)
+        ctx.slope = slope
         return _sign(x)
 
     @staticmethod
-    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None]:  # type: ignore[override]
         (x,) = ctx.saved_tensors
-        # d/dx of ApproxSign: 2 + 2x on [-1, 0), 2 - 2x on [0, 1), 0 elsewhere.
-        return grad * torch.clamp(2.0 - 2.0 * x.abs(), min=0.0)
-
-
-class _ClippedSTESign(torch.autograd.Function):
-    """sign(w) forward (sign(0) = +1); straight-through gradient clipped to |w| <= 1."""
-
-    @staticmethod
-    def forward(ctx, w: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
-        ctx.save_for_backward(w)
-        return _sign(w)
-
-    @staticmethod
-    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
-        (w,) = ctx.saved_tensors
-        return grad * (w.abs() <= 1).to(grad.dtype)
+        return grad * ctx.slope(x), None
 
 
 def approx_sign(x: torch.Tensor) -> torch.Tensor:
     """Binarize activations to +-1 with the ApproxSign surrogate gradient (Bi-Real Net)."""
-    return _ApproxSign.apply(x)
+    return _Sign.apply(x, _approx_sign_slope)
 
 
 def weight_scale(weight: torch.Tensor) -> torch.Tensor:
@@ -51,7 +47,7 @@ def weight_scale(weight: torch.Tensor) -> torch.Tensor:
 
 def binarize_weight(weight: torch.Tensor) -> torch.Tensor:
     """alpha * sign(W) with one alpha per output channel (XNOR-Net); clipped STE for sign."""
-    return weight_scale(weight) * _ClippedSTESign.apply(weight)
+    return weight_scale(weight) * _Sign.apply(weight, _clipped_ste_slope)
 
 
 class SignQuantizer(nn.Module):
@@ -59,30 +55,6 @@ class SignQuantizer(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return approx_sign(x)
-
-
-class RSign(nn.Module):
-    """ReActNet's RSign: sign(x - b) with a learnable threshold b per channel."""
-
-    def __init__(self, channels: int):
-        super().__init__()
-        self.threshold = nn.Parameter(torch.zeros(1, channels, 1, 1))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return approx_sign(x - self.threshold)
-
-
-class RPReLU(nn.Module):
-    """ReActNet's RPReLU: PReLU(x - gamma) + zeta with learnable per-channel shifts."""
-
-    def __init__(self, channels: int):
-        super().__init__()
-        self.shift_in = nn.Parameter(torch.zeros(1, channels, 1, 1))
-        self.prelu = nn.PReLU(channels, init=0.25)
-        self.shift_out = nn.Parameter(torch.zeros(1, channels, 1, 1))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.prelu(x - self.shift_in) + self.shift_out
 
 
 class WeightBinarizer(nn.Module):

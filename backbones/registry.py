@@ -1,13 +1,13 @@
-"""Backbone registry (timm-style): build a backbone from its name, a width and a mask."""
+"""Backbone registry (timm-style): build a backbone from its name and a width. Masks are applied by
+``Backbone.set_mask`` or read from files by ``backbones.mask.build_masked_backbone``.
+"""
 from __future__ import annotations
 
-from collections.abc import Callable
-
 from backbones.alexnet import AlexNet
-from backbones.base import Backbone, Classifier
+from backbones.base import Backbone, BackboneError, Classifier, check_width
 from backbones.resnet import ResNet
 
-BACKBONES: dict[str, Callable[..., Backbone]] = {"alexnet": AlexNet, "resnet": ResNet}
+BACKBONES: dict[str, type[Backbone]] = {"alexnet": AlexNet, "resnet": ResNet}
 DEFAULT_BACKBONE = "resnet"
 
 
@@ -17,24 +17,18 @@ def list_backbones() -> list[str]:
 
 
 def check_backbone_args(name: str, width: float) -> None:
-    """Raise ValueError naming the culprit for an unknown backbone or a width <= 0."""
-    if name not in BACKBONES:
-        raise ValueError(f"unknown backbone {name!r}; choose one of {', '.join(list_backbones())}")
-    if not width > 0:
-        raise ValueError(f"width must be > 0, got {width}")
+    """BackboneError (a UsageError and a ValueError) naming the culprit for an unknown name or a bad width."""
+    if not isinstance(name, str) or name not in BACKBONES:
+        raise BackboneError(f"unknown backbone {name!r}; choose one of {', '.join(list_backbones())}")
+    check_width(width)
 
 
-def build_backbone(name: str, width: float = 1.0, mask=None, **kwargs) -> Backbone:
-    """Build backbone ``name`` at ``width``; ``mask`` is a Mask, a {unit: state} dict, 'fp' or 'binary'."""
+def build_backbone(name: str, width: float = 1.0) -> Backbone:
+    """Backbone ``name`` at ``width``, every unit FP."""
     check_backbone_args(name, width)
-    backbone = BACKBONES[name](width=width, **kwargs)
-    if mask is not None:
-        from backbones.mask import mask_states
-
-        backbone.set_mask(mask_states(mask, backbone))
-    return backbone
+    return BACKBONES[name](width=width)
 
 
-def build_classifier(name: str, num_classes: int, width: float = 1.0, mask=None, **kwargs) -> Classifier:
+def build_classifier(name: str, num_classes: int, width: float = 1.0) -> Classifier:
     """A backbone with a global-pool + linear head, for classification pretraining and MixBin search."""
-    return Classifier(build_backbone(name, width, mask, **kwargs), num_classes)
+    return Classifier(build_backbone(name, width), num_classes)

@@ -23,9 +23,9 @@ class ResidualUnit(nn.Module):
     unpadded, so its centres align with the conv's) and a 1x1 conv + BN (Bi-Real's downsampling).
     """
 
-    def __init__(self, in_channels: int, out_channels: int, stride: int = 1, rsign: bool = False):
+    def __init__(self, in_channels: int, out_channels: int, stride: int = 1):
         super().__init__()
-        self.conv = SwitchableConv(in_channels, out_channels, 3, stride=stride, rsign=rsign)
+        self.conv = SwitchableConv(in_channels, out_channels, 3, stride=stride)
         self.stride = stride
         self.project = stride != 1 or in_channels != out_channels
         if self.project:
@@ -45,19 +45,20 @@ class ResNet(Backbone):
     """Residual B2NN backbone, total stride 8, 8 units (the default backbone)."""
 
     name = "resnet"
+    blocks = (3, 3)  # stride-1 units after each layer's down unit
 
-    def __init__(self, width: float = 1.0, rsign: bool = False, blocks: tuple[int, int] = (3, 3)):
+    def __init__(self, width: float = 1.0):
         super().__init__(width)
         c0, c1, c2 = (scaled(c, width) for c in (32, 64, 128))
         self.stem = nn.Sequential(nn.Conv2d(3, c0, 3, stride=2, bias=False), nn.BatchNorm2d(c0))
-        self.layer1 = self._layer(c0, c1, blocks[0], rsign)
-        self.layer2 = self._layer(c1, c2, blocks[1], rsign)
+        self.layer1 = self._layer(c0, c1, self.blocks[0])
+        self.layer2 = self._layer(c1, c2, self.blocks[1])
         self.out_channels = c2
 
     @staticmethod
-    def _layer(in_channels: int, out_channels: int, blocks: int, rsign: bool) -> nn.Sequential:
-        layers = [ResidualUnit(in_channels, out_channels, stride=2, rsign=rsign)]
-        layers += [ResidualUnit(out_channels, out_channels, rsign=rsign) for _ in range(blocks)]
+    def _layer(in_channels: int, out_channels: int, blocks: int) -> nn.Sequential:
+        layers = [ResidualUnit(in_channels, out_channels, stride=2)]
+        layers += [ResidualUnit(out_channels, out_channels) for _ in range(blocks)]
         return nn.Sequential(*layers)
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:

@@ -5,7 +5,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from backbones.quantizers import RSign, approx_sign, binarize_weight
+from backbones.layers import BinaryConv2d
 
 STATES = ("fp", "binary")
 
@@ -14,19 +14,19 @@ class SwitchableConv(nn.Module):
     """A unit: input activation + convolution + batch norm, with one set of latent weights.
 
     The unit receives a pre-activation (it can be negative). The FP path applies ReLU then the float
-    convolution; the binary path applies sign (or RSign) then a convolution with alpha * sign(W). Each
-    path has its own batch norm, since FP and binary outputs have different statistics. With ``gate``
-    set (a scalar tensor z in [0, 1]) the unit returns z * FP + (1 - z) * binary, as MixBin's search needs.
+    convolution; the binary path is the larq-style ``BinaryConv2d`` (sign of the input, alpha * sign(W))
+    on the same latent weights. Each path has its own batch norm, since FP and binary outputs have
+    different statistics. With ``gate`` set (a scalar tensor z in [0, 1]) the unit returns
+    z * FP + (1 - z) * binary, as MixBin's search needs.
     """
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1,
-                 groups: int = 1, norm: bool = True, rsign: bool = False):
+                 groups: int = 1, norm: bool = True):
         super().__init__()
-        self.conv = nn.Conv2d(in_channels, out_channels, kernel_size, stride=stride, groups=groups,
-                              bias=not norm)
+        self.conv = BinaryConv2d(in_channels, out_channels, kernel_size, stride=stride, groups=groups,
+                                 bias=not norm)
         self.bn_fp: nn.Module = nn.BatchNorm2d(out_channels) if norm else nn.Identity()
         self.bn_bin: nn.Module = nn.BatchNorm2d(out_channels) if norm else nn.Identity()
-        self.rsign = RSign(in_channels) if rsign else None
         self.state = "fp"
         self.gate: torch.Tensor | None = None
 
@@ -39,15 +39,11 @@ class SwitchableConv(nn.Module):
 
     def forward_fp(self, x: torch.Tensor) -> torch.Tensor:
         """Float path: ReLU, float convolution, FP batch norm."""
-        return self.bn_fp(self.conv(F.relu(x)))
+        return self.bn_fp(self.conv.forward_float(F.relu(x)))
 
     def forward_binary(self, x: torch.Tensor) -> torch.Tensor:
         """Binary path: sign(x), convolution with alpha * sign(W), binary batch norm."""
-        xb = self.rsign(x) if self.rsign is not None else approx_sign(x)
-        wb = binarize_weight(self.conv.weight)
-        y = F.conv2d(xb, wb, self.conv.bias, self.conv.stride, self.conv.padding, self.conv.dilation,
-                     self.conv.groups)
-        return self.bn_bin(y)
+        return self.bn_bin(self.conv(x))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.gate is not None:

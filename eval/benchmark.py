@@ -3,7 +3,8 @@
 Report layout (DESIGN.md section 6), built in a temporary directory renamed onto ``--out`` at the end:
 ``summary.json``, ``table.txt``, ``success_plots.png``, ``precision_plots.png``,
 ``results/<tracker>/<seq>.txt`` (1-based x,y,w,h, comma separated, one row per frame from the sequence's
-first; NaN before the init frame) and ``results/<tracker>/times/<seq>_time.txt`` (seconds per frame).
+first; NaN before the init frame) and ``results/<tracker>/times/<seq>_time.txt`` (seconds per frame),
+plus ``data/`` (``eval.report``), ``index.html`` and ``thumbs/`` (``eval.html``).
 """
 from __future__ import annotations
 
@@ -17,14 +18,16 @@ import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
-import cv2
 import numpy as np
 from tqdm import tqdm
 
 from backbones.cli import ArgumentParser, UsageError, atomic_path, atomic_write_text, positive_int, run_cli
+from eval.bootstrap import format_ci
+from eval.html import write_html
 from eval.metrics import CE_THRESHOLDS, IOU_THRESHOLDS, mean_metrics, sequence_metrics
+from eval.report import complete_summary
 from eval.static import StaticTracker
-from tracker.sequences import load_sequences
+from tracker.sequences import load_sequences, read_frame
 
 SPEC_HELP = "'static' (built-in baseline), a checkpoint PATH.safetensors, or NAME=PATH to name it"
 
@@ -59,14 +62,6 @@ def build_tracker(path: str | None, device: str) -> object:
 # ---------------------------------------------------------------- running
 
 
-def _read_frame(path: Path) -> np.ndarray:
-    """Read one frame as OpenCV BGR, or fail with one line naming it."""
-    img = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if img is None:
-        raise UsageError(f"cannot read image {path}")
-    return img
-
-
 def track_sequence(tracker: object, seq: object, max_frames: int | None = None) -> dict:
     """Run ``tracker`` over one sequence from its first valid frame (initialised on its ground truth).
 
@@ -81,13 +76,13 @@ def track_sequence(tracker: object, seq: object, max_frames: int | None = None) 
     boxes = np.full((end, 4), np.nan)
     times = np.zeros(end)
     gt0 = np.array(seq.boxes[first], dtype=float)
-    frame = _read_frame(seq.frames[first])
+    frame = read_frame(seq.frames[first])
     start = time.perf_counter()
     tracker.init(frame, gt0.copy())
     times[first] = time.perf_counter() - start
     boxes[first] = gt0  # the first frame counts, set to the ground truth
     for i in range(first + 1, end):
-        frame = _read_frame(seq.frames[i])
+        frame = read_frame(seq.frames[i])
         start = time.perf_counter()
         box = tracker.update(frame)
         times[i] = time.perf_counter() - start
@@ -192,9 +187,11 @@ def run_benchmark(trackers: Mapping[str, object], sequences: Iterable, out_dir: 
         with tqdm(total=len(trackers) * len(sequences), desc="sequences", unit="seq") as bar:
             for name, tracker in trackers.items():
                 summary["trackers"][name] = _run_tracker(name, tracker, sequences, tmp, max_frames, bar)
+        complete_summary(tmp, summary, sequences)  # data/, 95% bootstrap intervals, got10k's pooled AO
         atomic_write_text(tmp / "summary.json", json.dumps(summary, indent=2) + "\n")
         atomic_write_text(tmp / "table.txt", format_table(summary) + "\n")
         plot_curves(summary, tmp)
+        write_html(tmp, summary)
         _publish(tmp, out)
     finally:
         if tmp.exists():
@@ -229,14 +226,17 @@ def _fmt(value: object, spec: str) -> str:
 
 
 def format_table(summary: dict) -> str:
-    """One row per tracker: AUC, precision@20px, AO, SR0.50, SR0.75, FPS, frames, OPs and budget."""
-    head = f"{'tracker':<24} {'AUC':>6} {'Prec':>6} {'AO':>6} {'SR.50':>6} {'SR.75':>6} {'FPS':>8} " \
+    """One row per tracker: AUC, precision@20px, AO (each with its 95% interval), SR0.50, SR0.75, FPS, frames,
+    OPs and budget."""
+    head = f"{'tracker':<24} {'AUC [95% CI]':<20} {'Prec [95% CI]':<20} {'AO [95% CI]':<20} {'SR.50':>6} " \
+           f"{'SR.75':>6} {'FPS':>8} " \
            f"{'frames':>7} {'seqs':>5} {'OPs':>10} {'budget':>7}"
     lines = [head, "-" * len(head)]
     for name, t in summary["trackers"].items():
         m = t["mean"]
         ops, budget = t.get("ops"), t.get("budget")
-        lines.append(f"{name:<24} {m['auc']:6.3f} {m['precision']:6.3f} {m['ao']:6.3f} {m['sr50']:6.3f} "
+        auc, prec, ao = (format_ci(m[k], m.get(f"{k}_ci95")) for k in ("auc", "precision", "ao"))
+        lines.append(f"{name:<24} {auc:<20} {prec:<20} {ao:<20} {m['sr50']:6.3f} "
                      f"{m['sr75']:6.3f} {_fmt(t['fps'], '8.1f'):>8} {m['frames']:7d} {m['sequences']:5d} "
                      f"{_fmt(ops, '10.3g') if isinstance(ops, (int, float)) else '-':>10} "
                      f"{_fmt(budget, '7.3f') if isinstance(budget, (int, float)) else '-':>7}")

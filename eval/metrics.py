@@ -90,3 +90,24 @@ def mean_metrics(per_sequence: Sequence[dict]) -> dict:
     out["frames"] = int(sum(m.get("frames", 0) for m in per_sequence))
     out["sequences"] = len(per_sequence)
     return out
+
+
+def pooled_ao(runs: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray, tuple[float, float]]]) -> float:
+    """AO the way the got10k toolkit's ``ExperimentGOT10k.report`` computes it: over the frames of all
+    sequences pooled, each sequence's first (init) frame dropped, boxes clipped to the image.
+
+    ``runs`` holds one ``(pred, gt, valid, (width, height))`` per sequence, from its init frame on; only
+    ``valid`` frames count (the toolkit's ``cover > 0``) and a non-finite prediction scores IoU 0.
+    """
+    ious = []
+    for pred, gt, valid, size in runs:
+        keep = np.asarray(valid, dtype=bool).reshape(-1).copy()
+        keep[:1] = False
+        if keep.any():
+            p = np.asarray(pred, dtype=float).reshape(-1, 4)[keep].copy()
+            g = np.asarray(gt, dtype=float).reshape(-1, 4)[keep].copy()
+            bad = ~np.isfinite(p).all(axis=1)
+            p[bad] = 0.0
+            iou = rect_iou(p, g, bound=np.asarray(size, dtype=float))
+            ious.append(np.where(bad | ~np.isfinite(iou), 0.0, iou))
+    return float(np.mean(np.concatenate(ious))) if ious else 0.0

@@ -1,5 +1,9 @@
 #!/usr/bin/env bash
-# One GPU session (H200, 16 CPU cores) that produced the model zoo, the shipped masks and the MixBin table.
+# A planned GPU session (one H200, 16 CPU cores) to remake the model zoo, the shipped masks and the MixBin
+# table at full scale. It has NOT produced anything that ships: it did not run to completion, and the
+# models in models/ and the masks in masks/ were made on this project's 2-core CPU by the commands in
+# models/README.md and masks/README.md (their sidecars record CPU-sized runs: batch 8 at 8.7 pairs/s,
+# 300-iteration fine-tunes, 150-iteration --threads 1 searches). This script writes only under WORK_DIR.
 #   bash experiments/gpu_session.sh CURATED_TRACKING_ROOT CIFAR_ROOT WORK_DIR
 # CURATED_TRACKING_ROOT comes from: python -m tracker.curate --data DATA --split DATA/splits/train.txt --out C
 # Every stage is resumable (finished outputs are skipped); DEADLINE (seconds) stops waiting stages in time.

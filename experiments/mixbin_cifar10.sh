@@ -2,7 +2,7 @@
 # MixBin vs its baselines on the CIFAR-10 subset (resnet, budgets 0.3 and 0.15), identical fine-tuning
 # from one FP checkpoint. Resumable: a run whose mask file exists is skipped.
 #   bash experiments/mixbin_cifar10.sh DATA_ROOT OUT_DIR [DEVICE] [PARALLEL]
-# Summarise with: python -m mixbin.report OUT_DIR/*.json
+# Summarise with: python -m mixbin.report OUT_DIR   (the Markdown table; --out FILE also writes it)
 set -uo pipefail
 data=${1:?ImageFolder root (train/ and test/)}; out=${2:?output folder}; device=${3:-auto}; jobs=${4:-1}
 width=${WIDTH:-1.0}; fp_epochs=${FP_EPOCHS:-15}; search_epochs=${SEARCH_EPOCHS:-3}; ft=${FINETUNE:-800}
@@ -28,4 +28,7 @@ init="--init-from $fp --finetune-iterations $ft"
     target="$out/${budget}_$name.json"; echo "[ -f $target ] || $cmd --out $target > $out/${budget}_$name.log 2>&1"
   fi
 done | xargs -P "$jobs" -I{} bash -c "{}"
-echo "done: $(ls "$out"/*.json 2>/dev/null | wc -l) masks in $out"
+status=$?
+masks=$(find "$out" -maxdepth 1 -name '*.json' ! -name '*.weights.json' | wc -l)
+echo "done: $masks masks in $out$([ "$status" -eq 0 ] || echo "; some runs failed, see $out/*.log")"
+exit "$status"

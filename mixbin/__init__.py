@@ -1,9 +1,11 @@
-"""MixBin: budgeted FP/binary unit selection (gated search + exact knapsack), its baselines, and
-classification training, generic over a ``mixbin.task.Task`` (classification now, tracking later).
+"""MixBin: budgeted FP/binary unit selection (gated search + exact knapsack), its baselines, and the
+training they share, generic over a ``mixbin.task.Task``: image classification and SiamFC tracking
+(``--task classification`` or ``tracking``).
 
 Modules: ``gates`` (psi -> z, soft OPs, budget and crispness losses), ``select`` (exact selection,
-brute-force reference, greedy fills), ``data`` (ImageFolder in the BGR network convention), ``task``
-(the Task protocol, ``ClassificationTask``), ``checkpoint`` (safetensors + JSON sidecar), ``finetune``
-(the shared training loop), ``common`` (shared CLI options and the final write step), and the CLIs
-``search``, ``baseline`` and ``train``.
+brute-force reference, greedy fills, in the cost model's exact OP units), ``data`` (ImageFolder in the
+backbone's input convention), ``task`` (the Task protocol, ``ClassificationTask``, and ``make_task``,
+which also builds the tracking task), ``checkpoint`` (safetensors + JSON sidecar), ``finetune`` (the
+shared training loop), ``provenance`` (command line and seeding), ``common`` (shared CLI options and the
+final write step), and the CLIs ``search``, ``baseline``, ``train`` and ``report`` (the results table).
 """

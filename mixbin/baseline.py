@@ -27,7 +27,7 @@ from torch.nn.modules.batchnorm import _BatchNorm
 
 from backbones.checkpoint import load_sliced_weights
 from backbones.cli import UsageError, run_cli
-from backbones.cost import BINARY_OPS_PER_MAC, UnitCosts, unit_costs
+from backbones.cost import BINARY_OPS_PER_MAC, UnitCosts, reference_costs
 from backbones.mask import Mask
 from backbones.registry import build_backbone
 from mixbin.common import (
@@ -134,7 +134,7 @@ def sensitivity_mask(task: Task, model: nn.Module, costs: UnitCosts, target: flo
 
 
 def fp_ops_at(backbone: str, width: float) -> float:
-    return unit_costs(build_backbone(backbone, width)).fp_ops
+    return reference_costs(backbone, width).fp_ops
 
 
 def prune_width(backbone: str, width: float, target: float, steps: int = 24) -> tuple[float, float]:

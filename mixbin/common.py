@@ -13,9 +13,9 @@ from torch import nn
 
 from backbones.checkpoint import load_weights, save_checkpoint
 from backbones.cli import UsageError, code_version
-from backbones.cost import UnitCosts, unit_costs
+from backbones.cost import UnitCosts, reference_costs
 from backbones.mask import Mask, save_mask, with_budget
-from backbones.registry import build_backbone, check_backbone_args, list_backbones
+from backbones.registry import list_backbones
 from mixbin.finetune import DEFAULT_FINETUNE_ITERATIONS, DEFAULT_LR, finetune
 from mixbin.select import check_reachable
 from mixbin.task import TASKS, Task, make_task
@@ -76,15 +76,6 @@ def resolve_device(spec: str) -> torch.device:
     if spec == "cuda" and not torch.cuda.is_available():
         raise UsageError("--device cuda: no CUDA device is available; use --device cpu")
     return torch.device(spec)
-
-
-def reference_costs(backbone: str, width: float) -> UnitCosts:
-    """Unit costs at the reference input, or a UsageError for an unknown backbone / bad width."""
-    try:
-        check_backbone_args(backbone, width)
-    except ValueError as err:
-        raise UsageError(str(err)) from None
-    return unit_costs(build_backbone(backbone, width))
 
 
 def check_budget(costs: UnitCosts, target: float, backbone: str, width: float) -> None:

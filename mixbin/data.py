@@ -1,7 +1,7 @@
-"""ImageFolder classification data in the networks' input convention (BGR, (x - 127.5) / 64).
+"""ImageFolder classification data in the backbone's input convention (``Backbone.input_config``).
 
-The tracker feeds BGR uint8 patches normalised by ``tracker.ops.to_tensor``; classification uses the same
-convention so that classification-trained weights transfer to the tracker unchanged.
+The tracker feeds its patches through ``Backbone.normalize``; classification uses the same convention
+(colour order, mean, std) so that classification-trained weights transfer to the tracker unchanged.
 """
 from __future__ import annotations
 
@@ -12,36 +12,39 @@ from torch.utils.data import Dataset, Subset
 from torchvision import transforms
 from torchvision.datasets import ImageFolder
 
+from backbones.base import Backbone, InputConfig
 from backbones.cli import UsageError
-from tracker.ops import PIXEL_MEAN, PIXEL_STD
 
 TRAIN_SPLIT = "train"
 TEST_SPLITS = ("test", "val")
 
 
 class ToNetworkInput:
-    """uint8 RGB CHW tensor -> float BGR CHW tensor normalised as the tracker's ``to_tensor``."""
+    """uint8 RGB CHW tensor (what ``PILToTensor`` gives) -> the backbone's normalised float CHW input."""
+
+    def __init__(self, config: InputConfig = Backbone.input_config):
+        self.config = config
 
     def __call__(self, image: torch.Tensor) -> torch.Tensor:
-        return (image.flip(0).float() - PIXEL_MEAN) / PIXEL_STD
+        return self.config.normalize(self.config.reorder(image, "RGB"))
 
 
-def train_transform(input_size: int) -> transforms.Compose:
+def train_transform(input_size: int, config: InputConfig = Backbone.input_config) -> transforms.Compose:
     """Random resized crop (scale 0.35-1, small images such as CIFAR's 32x32 are upsampled) and a flip."""
     return transforms.Compose([
         transforms.RandomResizedCrop(input_size, scale=(0.35, 1.0), antialias=True),
         transforms.RandomHorizontalFlip(),
         transforms.PILToTensor(),
-        ToNetworkInput(),
+        ToNetworkInput(config),
     ])
 
 
-def test_transform(input_size: int) -> transforms.Compose:
+def test_transform(input_size: int, config: InputConfig = Backbone.input_config) -> transforms.Compose:
     """Resize to ``input_size`` square (the images are small and already centred)."""
     return transforms.Compose([
         transforms.Resize((input_size, input_size), antialias=True),
         transforms.PILToTensor(),
-        ToNetworkInput(),
+        ToNetworkInput(config),
     ])
 
 
@@ -74,8 +77,9 @@ def heldout_count(train_images: int, heldout: int) -> int:
 
 
 def load_splits(root: str | Path, input_size: int, limit: int | None = None, seed: int = 0,
-                heldout: int = 256) -> tuple[Dataset, Dataset, Dataset, list[str]]:
-    """(train, held-out, test) datasets of an ImageFolder root and the class names.
+                heldout: int = 256, config: InputConfig = Backbone.input_config
+                ) -> tuple[Dataset, Dataset, Dataset, list[str]]:
+    """(train, held-out, test) datasets of an ImageFolder root and the class names, as input ``config``.
 
     ``limit`` keeps a seeded random subset of that many images per split. The held-out images are a
     seeded part of the train split, never trained on, shown without augmentation (the loss probes of the
@@ -84,9 +88,9 @@ def load_splits(root: str | Path, input_size: int, limit: int | None = None, see
     if limit is not None and limit < 2:
         raise UsageError(f"--limit must be at least 2 images per split, got {limit}")
     train_dir, test_dir = split_dirs(root)
-    train = _image_folder(train_dir, train_transform(input_size))
-    plain = _image_folder(train_dir, test_transform(input_size))
-    test = _image_folder(test_dir, test_transform(input_size))
+    train = _image_folder(train_dir, train_transform(input_size, config))
+    plain = _image_folder(train_dir, test_transform(input_size, config))
+    test = _image_folder(test_dir, test_transform(input_size, config))
     if train.classes != test.classes:
         raise UsageError(f"{root}: the class folders of {train_dir.name}/ and {test_dir.name}/ differ")
     order = torch.randperm(len(train), generator=torch.Generator().manual_seed(seed)).tolist()

@@ -16,23 +16,24 @@ from fractions import Fraction
 
 import numpy as np
 
-from backbones.cost import UnitCosts
+from backbones.cost import BINARY_MACS_PER_OP, UnitCosts
 
+WORD = BINARY_MACS_PER_OP  # budgets are counted exactly in 1/WORD MACs: a binary MAC costs 1/WORD OP
 MAX_EXACT_UNITS = 24
 SCORE_SCALE = 10**12
 _CHUNK = 1 << 16
 
 
 def _capacity(costs: UnitCosts, target: float) -> int:
-    """Extra OPs (in 1/64 MACs) that FP units may add over the all-binary network within ``target``."""
+    """Extra OPs (in 1/WORD MACs) that FP units may add over the all-binary network within ``target``."""
     fixed, total = costs.fixed_macs, sum(costs.unit_macs.values())
-    limit = Fraction(target) * 64 * (fixed + total)
-    return math.floor(limit) - 64 * fixed - total
+    limit = Fraction(target) * WORD * (fixed + total)
+    return math.floor(limit) - WORD * fixed - total
 
 
 def _extra(costs: UnitCosts, name: str) -> int:
-    """What turning one unit from binary to FP adds, in 1/64 MACs (exact)."""
-    return 63 * costs.unit_macs[name]
+    """What turning one unit from binary to FP adds, in 1/WORD MACs (exact)."""
+    return (WORD - 1) * costs.unit_macs[name]
 
 
 def fits(fp_units: set[str] | list[str], costs: UnitCosts, target: float) -> bool:
@@ -47,7 +48,7 @@ def states_for(fp_units: set[str] | list[str], names: list[str]) -> dict[str, st
 
 
 def check_reachable(costs: UnitCosts, target: float) -> None:
-    """Raise ValueError stating the reachable range when ``target`` is below the all-binary budget or above 1."""
+    """ValueError stating the reachable range when ``target`` is below the all-binary budget or above 1."""
     if not (target <= 1.0 and _capacity(costs, target) >= 0):
         raise ValueError(f"budget {target:g} is outside the reachable range "
                          f"[{costs.min_budget:.4f}, 1] for this backbone and width")

@@ -27,9 +27,10 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
+from backbones.base import BackboneError, Classifier
 from backbones.cli import UsageError
-from backbones.mask import Mask
-from backbones.registry import build_backbone, build_classifier
+from backbones.mask import Mask, build_masked_backbone
+from backbones.registry import build_backbone
 from mixbin.data import load_splits
 
 TASKS = ("classification", "tracking")
@@ -66,14 +67,11 @@ def evaluating(model: nn.Module) -> Iterator[None]:
 
 
 def check_input_size(backbone: str, width: float, input_size: int) -> None:
-    """UsageError when the backbone's unpadded convolutions leave no feature map at ``input_size``."""
-    net = build_backbone(backbone, width).eval()
+    """UsageError naming the backbone's valid range (``Backbone.check_input_size``) for ``input_size``."""
     try:
-        with torch.no_grad():
-            net.embed(torch.zeros(1, 3, input_size, input_size))
-    except RuntimeError:
-        raise UsageError(f"--input-size {input_size} is too small for {backbone}: its unpadded "
-                         "convolutions need a larger image (96 works)") from None
+        build_backbone(backbone, width).check_input_size(input_size)
+    except BackboneError as err:
+        raise UsageError(f"--input-size: {err}") from None
 
 
 class ClassificationTask:
@@ -97,7 +95,7 @@ class ClassificationTask:
 
     def make_model(self, mask: Mask) -> nn.Module:
         """A classifier on the mask's backbone and width with the mask applied, on the task's device."""
-        return build_classifier(mask.backbone, len(self.classes), mask.width, mask.units).to(self.device)
+        return Classifier(build_masked_backbone(mask), len(self.classes)).to(self.device)
 
     def _loader(self, dataset: Dataset, shuffle: bool, generator: torch.Generator | None = None) -> DataLoader:
         return DataLoader(dataset, batch_size=self.batch_size, shuffle=shuffle, generator=generator,

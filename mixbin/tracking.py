@@ -60,13 +60,16 @@ class TrackingTask:
         sampler = OffsetSampler(0, count, self.batch_size)
         return DataLoader(dataset, batch_size=self.batch_size, sampler=sampler, num_workers=self.workers)
 
+    def _input(self, patches: torch.Tensor, model: nn.Module) -> torch.Tensor:
+        return normalize(patches, model.backbone, self.device)
+
     def train_batches(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """Endless seeded training pairs; the same sequence on every call."""
         yield from self._batches(self.train_pairs, 2**40)
 
     def loss(self, model: nn.Module, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
         z, x = batch
-        logits = model(normalize(z, self.device), normalize(x, self.device))
+        logits = model(self._input(z, model), self._input(x, model))
         return balanced_logistic_loss(logits, model.backbone.total_stride)
 
     def heldout_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
@@ -84,7 +87,7 @@ class TrackingTask:
         radius = POSITIVE_RADIUS / model.backbone.total_stride
         with evaluating(model):
             for z, x in self._batches(self.val_pairs, -(-self.eval_pairs // self.batch_size)):
-                logits = model(normalize(z, self.device), normalize(x, self.device))
+                logits = model(self._input(z, model), self._input(x, model))
                 loss += float(balanced_logistic_loss(logits, model.backbone.total_stride)) * len(z)
                 size = logits.shape[-1]
                 peak = logits.flatten(1).argmax(1)

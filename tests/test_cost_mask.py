@@ -3,10 +3,11 @@ import json
 
 import pytest
 
-from backbones import cost as cost_cli
-from backbones import mask as mask_cli
-from backbones.cost import cost_report, unit_costs
-from backbones.mask import Mask, load_mask, save_mask, uniform_mask
+from backbones.cli import UsageError
+from backbones.cost import __main__ as cost_cli
+from backbones.cost import cost_report, measure_layers, reference_costs
+from backbones.mask import Mask, build_masked_backbone, load_mask, save_mask, uniform_mask
+from backbones.mask import __main__ as mask_cli
 from backbones.registry import build_backbone
 
 
@@ -38,8 +39,8 @@ def test_resnet_reference_figures(capsys):
 
 @pytest.mark.parametrize("name", ["alexnet", "resnet"])
 def test_all_fp_and_all_binary_budgets(name):
-    fp = cost_report(build_backbone(name, mask="fp"))
-    binary = cost_report(build_backbone(name, mask="binary"))
+    fp = cost_report(build_masked_backbone("fp", name))
+    binary = cost_report(build_masked_backbone("binary", name))
     assert fp.budget == 1.0
     assert binary.budget == pytest.approx(binary.min_budget, abs=1e-12)
     assert binary.ops == pytest.approx(fp.ops * binary.min_budget, rel=1e-9)
@@ -47,9 +48,11 @@ def test_all_fp_and_all_binary_budgets(name):
 
 
 def test_budget_is_measured_at_reference_input():
-    costs = unit_costs(build_backbone("alexnet"))
+    costs = reference_costs("alexnet", 1.0)
     states = {n: "binary" for n in costs.unit_macs} | {"conv5": "fp"}
-    assert cost_report(build_backbone("alexnet", mask=states), 127).budget == pytest.approx(costs.budget(states))
+    net = build_backbone("alexnet")
+    net.set_mask(states)
+    assert cost_report(net, 127).budget == pytest.approx(costs.budget(states))
     # conv5 is about 8% of the MACs at 255 (DESIGN.md section 3)
     assert 0.07 < costs.unit_macs["conv5"] / costs.fp_ops < 0.09
 
@@ -60,7 +63,7 @@ def test_mask_round_trips_through_file(tmp_path):
     saved = save_mask(mask, tmp_path / "m.json")
     loaded = load_mask(tmp_path / "m.json")
     assert loaded == saved and loaded.units == states
-    assert loaded.budget["achieved"] == pytest.approx(unit_costs(build_backbone("resnet")).budget(states), abs=1e-6)
+    assert loaded.budget["achieved"] == pytest.approx(reference_costs("resnet", 1.0).budget(states), abs=1e-6)
     assert list(tmp_path.iterdir()) == [tmp_path / "m.json"]
 
 
@@ -92,7 +95,8 @@ def test_bad_input_exits_2_with_one_line(tmp_path, capsys):
     assert "width" in error_line(capsys, cost_cli.main, ["--backbone", "alexnet", "--width", "-1"])
     good = uniform_mask("resnet", 1.0, "fp").to_json()
     other = write_json(tmp_path / "other.json", good)
-    assert "'resnet', not 'alexnet'" in error_line(capsys, cost_cli.main, ["--mask", other, "--backbone", "alexnet"])
+    line = error_line(capsys, cost_cli.main, ["--mask", other, "--backbone", "alexnet"])
+    assert "'resnet', not 'alexnet'" in line
     assert "width 1, not 0.5" in error_line(capsys, cost_cli.main, ["--mask", other, "--width", "0.5"])
     unknown = write_json(tmp_path / "unknown.json", good | {"units": good["units"] | {"fc9": "fp"}})
     assert "unknown unit(s) fc9" in error_line(capsys, cost_cli.main, ["--mask", unknown])
@@ -109,3 +113,37 @@ def test_bad_input_exits_2_with_one_line(tmp_path, capsys):
     assert "alexnet, resnet" in error_line(capsys, mask_cli.main, ["--backbone", "vgg", "--all", "fp",
                                                                    "--out", str(out)])
     assert not out.exists()
+
+
+def test_absurd_sizes_and_malformed_budgets_exit_2_with_one_line(tmp_path, capsys):
+    assert "(0, 4]" in error_line(capsys, cost_cli.main, ["--backbone", "resnet", "--width", "1e9"])
+    argv = ["--backbone", "resnet", "--width", "1e9", "--all", "fp", "--out", str(tmp_path / "w.json")]
+    assert "(0, 4]" in error_line(capsys, mask_cli.main, argv)
+    assert "[87, 1024]" in error_line(capsys, cost_cli.main, ["--backbone", "resnet", "--input", "100000"])
+    assert "--input" in error_line(capsys, cost_cli.main, ["--backbone", "alexnet", "--input", "40"])
+    assert "--width" in error_line(capsys, cost_cli.main, ["--backbone", "alexnet", "--width", "wide"])
+    assert "--out" in error_line(capsys, mask_cli.main, ["--backbone", "alexnet", "--all", "fp"])
+    good = uniform_mask("alexnet", 1.0, "fp").to_json()
+    for budget in ([0.3], 0.3, "0.3", {"target": "0.3"}, {"achieved": None, "target": 7}, {"target": True}):
+        bad = write_json(tmp_path / "budget.json", good | {"budget": budget})
+        line = error_line(capsys, cost_cli.main, ["--mask", bad])
+        assert line.startswith(f"error: {bad}: ") and "budget" in line
+    for data in (good | {"width": 1e400}, good | {"backbone": ["resnet"]}, good | {"search": 3}, [good]):
+        bad = write_json(tmp_path / "bad.json", data)
+        assert error_line(capsys, cost_cli.main, ["--mask", bad]).startswith(f"error: {bad}:")
+    assert not (tmp_path / "w.json").exists()
+    from mixbin.task import check_input_size  # mixbin --input-size: the same range, before allocating
+
+    with pytest.raises(UsageError, match=r"--input-size: .*\[87, 1024\]"):
+        check_input_size("resnet", 1.0, 10**5)
+
+
+def test_reference_costs_are_cached_copies_of_the_measurement():
+    first = reference_costs("resnet", 0.25)
+    first.unit_macs.clear()  # a caller's copy: the cache must not see this
+    again = reference_costs("resnet", 0.25)
+    net = build_backbone("resnet", 0.25)
+    measured = {x.name: x.macs for x in measure_layers(net) if x.name in net.units()}
+    assert again.unit_macs == measured and list(again.unit_macs) == list(net.units())
+    with pytest.raises(UsageError, match="unknown backbone"):
+        reference_costs("vgg", 1.0)

@@ -9,11 +9,12 @@ from pathlib import Path
 import pytest
 import torch
 
+from backbones.base import Classifier
 from backbones.checkpoint import load_sliced_weights, load_weights, save_checkpoint
 from backbones.cli import run_cli
-from backbones.cost import UnitCosts, unit_costs
-from backbones.mask import load_mask, save_mask, uniform_mask
-from backbones.registry import build_backbone, build_classifier
+from backbones.cost import UnitCosts, reference_costs
+from backbones.mask import build_masked_backbone, load_mask, save_mask, uniform_mask
+from backbones.registry import build_classifier
 from mixbin import baseline, search, train
 from mixbin.data import ToNetworkInput
 from mixbin.gates import GateSet, anneal, budget_matched_init, heaviside, psi_for
@@ -38,7 +39,7 @@ def _one_thread():
 
 @pytest.fixture(scope="module")
 def resnet_costs() -> UnitCosts:
-    return unit_costs(build_backbone("resnet", 0.25))
+    return reference_costs("resnet", 0.25)
 
 
 # --- gates -------------------------------------------------------------------------------------------
@@ -165,7 +166,7 @@ class _RandomTask:
     name, backbone, width, device, seed = "random", "alexnet", 0.25, torch.device("cpu"), 0
 
     def make_model(self, mask):
-        return build_classifier(mask.backbone, 3, mask.width, mask.units)
+        return Classifier(build_masked_backbone(mask), 3)
 
     def loss(self, model, batch):
         return torch.nn.functional.cross_entropy(model(batch[0]), batch[1])
@@ -177,7 +178,7 @@ class _RandomTask:
 
 def test_iterative_and_sensitivity_meet_the_budget():
     task = _RandomTask()
-    costs = unit_costs(build_backbone("alexnet", 0.25))
+    costs = reference_costs("alexnet", 0.25)
     model = task.make_model(uniform_mask("alexnet", 0.25, "fp"))
     before = {k: v.clone() for k, v in model.state_dict().items()}
     target = costs.min_budget + 0.6 * (1 - costs.min_budget)
@@ -193,8 +194,8 @@ def test_iterative_and_sensitivity_meet_the_budget():
 def test_prune_width_matches_the_budget():
     width, ratio = baseline.prune_width("resnet", 0.5, 0.3)
     assert width < 0.5 and ratio <= 0.3
-    full = unit_costs(build_backbone("resnet", 0.5)).fp_ops
-    assert unit_costs(build_backbone("resnet", width)).fp_ops / full == pytest.approx(ratio)
+    full = reference_costs("resnet", 0.5).fp_ops
+    assert reference_costs("resnet", width).fp_ops / full == pytest.approx(ratio)
     assert baseline.prune_width("resnet", 0.5, 1.0)[0] == 0.5
 
 

@@ -7,7 +7,14 @@ import numpy as np
 import pytest
 
 from backbones.cli import UsageError
-from tracker.sequences import Sequence, SequenceError, find_sequences, load_sequence, load_sequences
+from tracker.sequences import (
+    Sequence,
+    SequenceError,
+    find_sequences,
+    load_sequence,
+    load_sequences,
+    read_frame,
+)
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "tracking"
 needs_data = pytest.mark.skipif(not DATA.is_dir(), reason=f"real tracking data absent: {DATA}")
@@ -109,9 +116,11 @@ def test_vot_polygons_images_in_root_and_color(real):
     assert bag.layout == ball.layout == "vot"
     assert bag.frames[0].parent.name == "bag" and len(bag) == 196
     assert ball.frames[0].parent.name == "color" and len(ball) == 105
-    # bag row 1: polygon whose bounds are 292.23,128.36 .. 438.19,260.83 (1-based), as in videos/bag.avi.init.txt
+    # bag row 1: polygon whose bounds are 292.23,128.36 .. 438.19,260.83 (1-based), as in
+    # videos/bag.avi.init.txt
     np.testing.assert_allclose(bag.boxes[0], [291.23, 127.36, 145.96, 132.47], atol=1e-9)
-    np.testing.assert_allclose(ball.boxes[0], [245, 207.5, 23.5, 23])  # 246,231.5,269.5,231.5,269.5,208.5,246,208.5
+    # ball1 row 1: 246,231.5,269.5,231.5,269.5,208.5,246,208.5
+    np.testing.assert_allclose(ball.boxes[0], [245, 207.5, 23.5, 23])
 
 
 @needs_data
@@ -149,7 +158,8 @@ def test_splits():
     train = load_sequences(DATA, DATA / "splits" / "train.txt")
     val = load_sequences(DATA, "val")  # short form: <root>/splits/val.txt
     assert len(train) == 48 and sum(len(s) for s in train) == 12702
-    assert {"Jogging.1", "Jogging.2", "Skating2.1", "Skating2.2", "group1_4", "group2_2"} <= {s.name for s in train}
+    names = {s.name for s in train}
+    assert {"Jogging.1", "Jogging.2", "Skating2.1", "Skating2.2", "group1_4", "group2_2"} <= names
     assert [s.name for s in val[:7]] == ["Couple", "Crossing", "Football1", "MotorRolling", "bag", "ball1",
                                          "wakeboard7"]
     assert len(val) == 16 and sum(len(s) for s in val) == 3389
@@ -183,7 +193,7 @@ def test_got10k_layout(tmp_path):
     for name in ("GOT-10k_Val_000001", "GOT-10k_Val_000002"):
         seq_dir = split / name
         _frames(seq_dir, [f"{i:08d}.jpg" for i in range(1, 6)])
-        (seq_dir / "groundtruth.txt").write_text("10,20,30,40\n11,21,30,40\n12,22,30,40\n13,23,30,40\n14,24,30,40\n")
+        (seq_dir / "groundtruth.txt").write_text("".join(f"{10 + i},{20 + i},30,40\n" for i in range(5)))
         (seq_dir / "absence.label").write_text("0\n0\n1\n0\n0\n")
         (seq_dir / "cover.label").write_text("8\n8\n0\n0\n5\n")
     (split / "list.txt").write_text("GOT-10k_Val_000001\n")
@@ -257,7 +267,8 @@ def test_missing_root(tmp_path):
 
 def test_no_sequence_under_root(tmp_path):
     (tmp_path / "notes.txt").write_text("nothing here\n")
-    _one_line_error(lambda: find_sequences(tmp_path), "no tracking sequence found", str(tmp_path), "OTB", "GOT-10k")
+    _one_line_error(lambda: find_sequences(tmp_path), "no tracking sequence found", str(tmp_path), "OTB",
+                    "GOT-10k")
     _one_line_error(lambda: load_sequence(tmp_path), "not a tracking sequence folder")
 
 
@@ -283,7 +294,8 @@ def test_vot_value_count(tmp_path):
 
 @needs_data
 def test_split_errors(tmp_path):
-    _one_line_error(lambda: load_sequences(DATA, tmp_path / "missing.txt"), "split file not found", "missing.txt")
+    _one_line_error(lambda: load_sequences(DATA, tmp_path / "missing.txt"), "split file not found",
+                    "missing.txt")
     split = tmp_path / "bad.txt"
     split.write_text("# header\notb/Couple\n\notb/Nope\n")
     _one_line_error(lambda: load_sequences(DATA, split), f"{split}:4:", "'otb/Nope'")
@@ -297,3 +309,162 @@ def test_valid_mask():
     assert seq.valid.tolist() == [True, False, False, True, False]
     seq.absent = np.array([True, False, False, False, False])
     assert seq.valid.tolist() == [False, False, False, True, False]
+
+
+# ---------------------------------------------------------------- bad data: one line naming file:line
+
+
+@needs_data
+def test_vot_long_term_nan_rows_and_sequence_file(real):
+    ski = real["skiing"]
+    assert ski.layout == "vot" and len(ski) == 230 and ski.frames[0].parent.name == "color"
+    assert (~ski.valid).sum() == 69 and np.isnan(ski.boxes[~ski.valid]).all()  # lowercase nan rows = absent
+
+
+def _otb_tree(root: Path, rows: str, frames: int = 3) -> Path:
+    """An OTB folder of ``frames`` real 320x240 Couple frames with annotation ``rows``; returns the file."""
+    _frames(root / "Couple" / "img", [f"{i:04d}.jpg" for i in range(1, frames + 1)], src="otb/Couple/img")
+    gt = root / "Couple" / "groundtruth_rect.txt"
+    gt.write_text(rows)
+    return gt
+
+
+@needs_data
+@pytest.mark.parametrize("row, needle", [
+    ("52,47,1e400,62", "not finite"), ("52,inf,25,62", "not finite"), ("-1e300,47,25,62", "beyond"),
+    ("1e300,1e300,1e300,1e300", "beyond"), ("52,47,nan,62", "mixes NaN"), ("52,47,-5,62", "negative"),
+    ("52,47,25", "expected 4 numbers"), ("52,47,25,62,1", "expected 4 numbers"), ("52,47,0x19,62", "'0x19'"),
+])
+def test_bad_box_values(tmp_path, row, needle):
+    gt = _otb_tree(tmp_path, f"51,47,25,62\n{row}\n")
+    _one_line_error(lambda: find_sequences(tmp_path), f"{gt}:2: ", needle)
+
+
+@needs_data
+def test_nan_zero_rows_fewer_rows_crlf_bom_are_valid(tmp_path):
+    _otb_tree(tmp_path, "\ufeff51;47;25;62\r\nNaN,NaN,NaN,NaN\r\n0,0,0,0\r\n", frames=4)
+    (seq,) = find_sequences(tmp_path)
+    np.testing.assert_array_equal(seq.boxes[0], [50, 46, 25, 62])
+    assert seq.valid.tolist() == [True, False, False, False]  # NaN row, LaSOT's 0,0,0,0, no row
+
+
+@needs_data
+def test_whole_file_problems(tmp_path):
+    gt = _otb_tree(tmp_path, "51,47,25,62\n" * 4)
+    _one_line_error(lambda: find_sequences(tmp_path), f"{gt}:4: ", "row 4 has no frame", "3 images")
+    gt.write_text(" \n\n")
+    _one_line_error(lambda: find_sequences(tmp_path), f"{gt}: ", "no annotation row")
+    gt.write_text("nan,nan,nan,nan\n51,47,0,62\n")
+    _one_line_error(lambda: find_sequences(tmp_path), f"{gt}: ", "no valid box")
+    gt.write_bytes(b"51,47,25,62\n52,47,25,62 caf\xe9\n")
+    _one_line_error(lambda: find_sequences(tmp_path), f"{gt}:2: ", "not UTF-8")
+
+
+@needs_data
+@pytest.mark.parametrize("row", ["321,10,20,20", "10,241,20,20", "-30,10,20,20", "10,-19.5,20,20"])
+def test_first_box_outside_its_frame(tmp_path, row):
+    gt = _otb_tree(tmp_path, f"nan,nan,nan,nan\n{row}\n")  # row 2 is the first valid box; Couple is 320x240
+    _one_line_error(lambda: find_sequences(tmp_path), f"{gt}:2: ", "outside its 320x240 frame", "0002.jpg")
+
+
+def _got10k_tree(root: Path, absence: str, cover: str = "1\n1\n1\n") -> Path:
+    seq_dir = root / "val" / "GOT-10k_Val_000001"
+    _frames(seq_dir, [f"{i:08d}.jpg" for i in range(1, 4)])
+    (seq_dir / "groundtruth.txt").write_text("10,20,30,40\n11,21,30,40\n12,22,30,40\n")
+    (seq_dir / "absence.label").write_text(absence)
+    (seq_dir / "cover.label").write_text(cover)
+    return seq_dir
+
+
+@needs_data
+@pytest.mark.parametrize("value", ["nan", "1e400", "1e300", "2", "-1", "1.0", "x"])
+def test_got10k_bad_labels(tmp_path, value):
+    seq_dir = _got10k_tree(tmp_path, f"0\n0\n{value}\n")
+    _one_line_error(lambda: find_sequences(tmp_path), f"{seq_dir / 'absence.label'}:3: ", "0..1")
+
+
+@needs_data
+def test_got10k_label_counts(tmp_path):
+    seq_dir = _got10k_tree(tmp_path, "0\n0\n0\n", "1\n1\n")
+    _one_line_error(lambda: find_sequences(tmp_path), f"{seq_dir / 'cover.label'}: ", "2 labels for 3 frames")
+    (seq_dir / "cover.label").write_text("1\n1\n9\n")
+    _one_line_error(lambda: find_sequences(tmp_path), f"{seq_dir / 'cover.label'}:3: ", "0..8")
+    (seq_dir / "cover.label").write_text("0\n0\n0\n")
+    _one_line_error(lambda: find_sequences(tmp_path), f"{seq_dir / 'groundtruth.txt'}: ", "no valid box")
+
+
+@needs_data
+@pytest.mark.parametrize("row", ["nan,20,30,40", "1e400,20,30,40", "1e300,20,30,40", "10,20,-30,40"])
+def test_got10k_bad_boxes(tmp_path, row):
+    seq_dir = _got10k_tree(tmp_path, "0\n0\n0\n")
+    (seq_dir / "groundtruth.txt").write_text(f"10,20,30,40\n{row}\n")
+    _one_line_error(lambda: find_sequences(tmp_path), f"{seq_dir / 'groundtruth.txt'}:2: ")
+    (seq_dir / "groundtruth.txt").write_text("10,20,30,40\nnan,nan,nan,nan\n")  # absent: fine
+    assert find_sequences(tmp_path)[0].valid.tolist() == [True, False, False]
+
+
+@needs_data
+@pytest.mark.parametrize("entry, needle", [
+    ("../x", "inside the data root"), ("otb/../../x", "inside the data root"), ("/etc", "inside the data"),
+    ("x\0y", "inside the data root"), (".hidden", "hidden"), ("otb/.git", "hidden"), ("../" * 3, "inside"),
+    ("n" * 300, "File name too long"), ("/".join(["d" * 200] * 25), "File name too long"),
+    ("otb/Couple.2", "names no sequence"), ("otb/Couple\n".strip() + " extra", "names no sequence"),
+])
+def test_bad_split_entries(tmp_path, entry, needle):
+    split = tmp_path / "bad.txt"
+    split.write_text(f"otb/Couple\n{entry}\n")
+    msg = _one_line_error(lambda: load_sequences(DATA, split), f"{split}:2: ", needle)
+    assert len(msg) < 300
+
+
+@needs_data
+def test_split_file_problems(tmp_path):
+    split = tmp_path / "s.txt"
+    split.write_text("# nothing yet\n\n")
+    _one_line_error(lambda: load_sequences(DATA, split), f"{split}: ", "lists no sequence")
+    split.write_text("otb/Jogging\n./otb/Couple/\notb/Jogging.2\n")
+    _one_line_error(lambda: load_sequences(DATA, split), f"{split}:3: ",
+                    "Jogging.2 is already listed at line 1")
+    split.write_bytes(b"otb/Couple\notb/Caf\xe9\n")
+    _one_line_error(lambda: load_sequences(DATA, split), f"{split}:2: ", "not UTF-8")
+    _one_line_error(lambda: load_sequences(DATA, "x" * 5000), "split file", "File name too long")
+
+
+@needs_data
+def test_vot_sequence_file_names_the_frames(tmp_path):
+    seq_dir = tmp_path / "vot" / "lt"
+    _frames(seq_dir / "color", ["00000001.jpg", "00000002.jpg", "00000003.jpg", "thumb.jpg"])
+    (seq_dir / "groundtruth.txt").write_text("11,21,30,40\nnan,nan,nan,nan\n12,22,30,40\n")
+    seq_file = seq_dir / "sequence"
+    seq_file.write_text("name=lt\nfps=30\nchannels.color=color/%08d.jpg\n")
+    (seq,) = find_sequences(tmp_path)
+    assert [f.name for f in seq.frames] == ["00000001.jpg", "00000002.jpg", "00000003.jpg"]
+    assert seq.valid.tolist() == [True, False, True]
+    for bad, needle in [("color/%06d.jpg", "no image"), ("../color/%08d.jpg", "inside"),
+                        ("color/x.jpg", "inside")]:
+        seq_file.write_text(f"name=lt\nchannels.color={bad}\n")
+        _one_line_error(lambda: find_sequences(tmp_path), f"{seq_file}:2: ", needle)
+    seq_file.write_text("name=lt\nnonsense\n")
+    _one_line_error(lambda: find_sequences(tmp_path), f"{seq_file}:2: ", "key=value")
+
+
+@needs_data
+def test_linked_sequence_folders_are_found_once(tmp_path):
+    (tmp_path / "otb").mkdir()
+    (tmp_path / "otb" / "Couple").symlink_to(DATA / "otb" / "Couple", target_is_directory=True)
+    (tmp_path / "otb" / "loop").symlink_to(tmp_path, target_is_directory=True)
+    assert [s.name for s in find_sequences(tmp_path)] == ["Couple"]
+
+
+@needs_data
+def test_read_frame(tmp_path):
+    image = read_frame(DATA / "otb" / "Couple" / "img" / "0001.jpg")
+    assert image.shape == (240, 320, 3) and image.dtype == np.uint8
+    data = (DATA / "otb" / "Couple" / "img" / "0001.jpg").read_bytes()
+    for name, content, needle in [("zero.jpg", b"", "0 bytes"),
+                                  ("cut.jpg", data[: len(data) // 2], "truncated"),
+                                  ("junk.jpg", b"not an image" * 50, "cannot decode")]:
+        (tmp_path / name).write_bytes(content)
+        _one_line_error(lambda n=name: read_frame(tmp_path / n), f"{tmp_path / name}: ", needle)
+    _one_line_error(lambda: read_frame(tmp_path / "missing.jpg"), "missing.jpg: ", "No such file")
+    _one_line_error(lambda: read_frame(tmp_path), f"{tmp_path}: ", "cannot read image")

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from conftest import VIDEOS, needs_shared
 
-from backbones import cost as cost_cli
 from backbones.cli import run_cli
+from backbones.cost import __main__ as cost_cli
 from tracker.zoo import list_zoo
 
 REPO = Path(__file__).resolve().parents[1]

@@ -75,7 +75,8 @@ def test_short_training_lowers_loss_on_fixed_batch():
     opt = torch.optim.SGD(model.parameters(), lr=1e-2, momentum=0.9)
     losses = []
     for _ in range(15):
-        logits = model(normalize(z, torch.device("cpu")), normalize(x, torch.device("cpu")))
+        cpu = torch.device("cpu")
+        logits = model(normalize(z, model.backbone, cpu), normalize(x, model.backbone, cpu))
         loss = balanced_logistic_loss(logits, model.backbone.total_stride)
         opt.zero_grad()
         loss.backward()
@@ -158,7 +159,7 @@ def test_tracker_rejects_bad_initial_box(box):
 
 def test_adapters_follow_their_protocols():
     frames = moving_square(3)
-    got = GotTracker(SiamFCTracker(tiny_model()))
+    got = GotTracker(SiamFCTracker(tiny_model()), convention="otb")
     rgb = [cv2.cvtColor(f, cv2.COLOR_BGR2RGB) for f in frames]
     got.init(rgb[0], [41, 51, 20, 20])  # 1-based, as the toolkit reads OTB files
     assert np.all(np.isfinite(got.update(rgb[1])))

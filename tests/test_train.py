@@ -213,14 +213,17 @@ def test_data_without_pairs_or_with_corrupt_frames_is_one_line(tmp_path, capsys)
     seq = tmp_path / "data" / "Seq"
     (seq / "img").mkdir(parents=True)
     for i in range(3):
-        (seq / "img" / f"{i + 1:04d}.jpg").write_bytes(b"")  # 0-byte JPEGs
+        (seq / "img" / f"{i + 1:04d}.jpg").symlink_to(TRACKING / "otb" / "Crossing" / "img" / f"{i + 1:04d}.jpg")
     (seq / "groundtruth_rect.txt").write_text("1,2,3,4\nNaN,NaN,NaN,NaN\nNaN,NaN,NaN,NaN\n")
     argv = argv_for(tmp_path / "run", 2, data=tmp_path / "data")
     assert "no training pair" in one_line_error(capsys, argv)
     (seq / "groundtruth_rect.txt").write_text("1,2,3,4\n1,2,3,4\n1,2,3,4\n")
+    for i in (2, 3):  # the first frame stays readable (the reader checks it); later ones are 0-byte JPEGs
+        (seq / "img" / f"{i:04d}.jpg").unlink()
+        (seq / "img" / f"{i:04d}.jpg").write_bytes(b"")
     assert "cannot read training frame" in error_after_training(capsys, argv)
     line = error_after_training(capsys, [*argv_for(tmp_path / "run1", 2, "--workers", "1", data=tmp_path / "data")])
-    assert "cannot read training frame" in line and "0001.jpg" in line
+    assert "cannot read training frame" in line and "empty image file" in line
 
 
 @pytest.mark.skipif(sys.platform != "linux", reason="gloo DDP test written for Linux")

@@ -7,7 +7,7 @@ import torch
 
 from backbones.checkpoint import CheckpointError, save_checkpoint
 from backbones.cli import UsageError
-from backbones.cost import unit_costs
+from backbones.cost import reference_costs
 from backbones.mask import Mask, with_budget
 from backbones.registry import build_backbone
 from tracker.model import build_siamfc
@@ -18,9 +18,8 @@ WIDTH = 0.25
 
 def budget_mask(target: float | str, width: float = WIDTH) -> Mask:
     """A resnet mask within ``target`` (units kept FP first to last while they fit; 'min' = all binary)."""
-    backbone = build_backbone("resnet", width)
-    costs = unit_costs(backbone)
-    states = {name: "binary" for name in backbone.units()}
+    costs = reference_costs("resnet", width)
+    states = {name: "binary" for name in build_backbone("resnet", width).units()}
     if target != "min":
         for name in states:
             states[name] = "fp"

@@ -16,17 +16,46 @@ def _bgr(image) -> np.ndarray:
     return cv2.cvtColor(np.ascontiguousarray(array[..., :3]), cv2.COLOR_RGB2BGR)
 
 
-class GotTracker(Got10kTracker):
-    """got10k toolkit tracker: PIL RGB images, boxes as the toolkit reads them from annotation files.
+# Box conventions of the got10k toolkit's datasets: the toolkit passes annotation rows to the tracker
+# unchanged, so the adapter shifts OTB-style 1-based boxes (OTB, UAV123, DTB70, NfS, TColor128) by one
+# pixel in and out, and GOT-10k's 0-based boxes not at all.
+CONVENTIONS = {"otb": np.array([1.0, 1.0, 0.0, 0.0]), "got10k": np.zeros(4)}
 
-    The toolkit passes OTB-style 1-based boxes unchanged (siamfc-pytorch subtracts 1 on init), so by
-    default boxes are shifted by one pixel in and out; pass ``one_based=False`` for 0-based data.
+
+def experiment_convention(experiment: object) -> str:
+    """The box convention of a got10k toolkit experiment; ValueError for one it does not say (e.g. VOT)."""
+    from got10k.experiments import ExperimentGOT10k, ExperimentOTB
+
+    if isinstance(experiment, ExperimentGOT10k):
+        return "got10k"
+    if isinstance(experiment, ExperimentOTB):  # also UAV123, DTB70, NfS, TColor128
+        return "otb"
+    raise ValueError(f"cannot tell the box convention of {type(experiment).__name__}; "
+                     f"pass convention= one of {', '.join(CONVENTIONS)}")
+
+
+class GotTracker(Got10kTracker):
+    """got10k toolkit tracker: PIL RGB images in, boxes in the convention of the experiment's data.
+
+    Give ``convention="otb"`` (1-based boxes: OTB, UAV123, DTB70, NfS, TColor128) or ``"got10k"``
+    (0-based boxes), or the ``experiment`` it will run in; there is no default, since a wrong guess
+    silently shifts every box by a pixel.
     """
 
-    def __init__(self, tracker: SiamFCTracker, name: str | None = None, one_based: bool = True):
+    def __init__(self, tracker: SiamFCTracker, convention: str | None = None, experiment: object = None,
+                 name: str | None = None):
+        if convention is None and experiment is None:
+            raise ValueError(f"GotTracker needs convention= ({', '.join(CONVENTIONS)}) or experiment=")
+        derived = experiment_convention(experiment) if experiment is not None else None
+        convention = convention or derived
+        if convention not in CONVENTIONS:
+            raise ValueError(f"unknown box convention {convention!r}; use one of {', '.join(CONVENTIONS)}")
+        if derived is not None and derived != convention:
+            raise ValueError(f"convention {convention!r} contradicts the experiment's ({derived!r})")
         super().__init__(name=name or tracker.name, is_deterministic=True)
         self.tracker = tracker
-        self.offset = np.array([1.0, 1.0, 0.0, 0.0]) if one_based else np.zeros(4)
+        self.convention = convention
+        self.offset = CONVENTIONS[convention]
 
     def init(self, image, box) -> None:
         self.tracker.init(_bgr(image), np.asarray(box, dtype=np.float64) - self.offset)

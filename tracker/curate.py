@@ -22,7 +22,7 @@ from tqdm import tqdm
 
 from backbones.cli import UsageError, run_cli
 from tracker.ops import EXEMPLAR_SIZE, INSTANCE_SIZE, box_center, crop_and_resize, exemplar_size
-from tracker.sequences import Sequence, load_sequences
+from tracker.sequences import Sequence, load_sequences, read_frame
 
 
 def curate_sequence(seq: Sequence, out_dir: Path, quality: int) -> int:
@@ -30,9 +30,7 @@ def curate_sequence(seq: Sequence, out_dir: Path, quality: int) -> int:
     out_dir.mkdir(parents=True)
     rows = []
     for k in np.flatnonzero(seq.valid):
-        image = cv2.imread(str(seq.frames[k]), cv2.IMREAD_COLOR)
-        if image is None:
-            raise UsageError(f"cannot read image {seq.frames[k]}")
+        image = read_frame(seq.frames[k])
         box = seq.boxes[k]
         context = exemplar_size(box[2:])
         patch = crop_and_resize(image, box_center(box), context * INSTANCE_SIZE / EXEMPLAR_SIZE, INSTANCE_SIZE,

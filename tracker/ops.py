@@ -1,4 +1,7 @@
-"""Image operations shared by training and tracking: SiamFC crops and the network's input normalisation."""
+"""Image operations shared by training and tracking: SiamFC crops, and patches as pixel tensors.
+
+Normalisation is the backbone's (``Backbone.normalize``, declared by ``Backbone.input_config``).
+"""
 from __future__ import annotations
 
 import cv2
@@ -8,8 +11,6 @@ import torch
 EXEMPLAR_SIZE = 127
 INSTANCE_SIZE = 255
 CONTEXT = 0.5
-PIXEL_MEAN = 127.5
-PIXEL_STD = 64.0
 
 
 def box_center(box: np.ndarray) -> np.ndarray:
@@ -41,8 +42,7 @@ def crop_and_resize(image: np.ndarray, center: np.ndarray, size: float, out_size
                           borderValue=tuple(float(v) for v in border))
 
 
-def to_tensor(patches: np.ndarray | list[np.ndarray]) -> torch.Tensor:
-    """HxWx3 uint8 BGR patches -> normalised float NCHW tensor (the networks' input convention)."""
+def to_pixels(patches: np.ndarray | list[np.ndarray]) -> torch.Tensor:
+    """One HxWx3 patch or a list of them -> an NCHW tensor of the same raw pixels (uint8 stays uint8)."""
     array = np.ascontiguousarray(np.stack(patches) if isinstance(patches, list) else patches[None])
-    tensor = torch.from_numpy(array).permute(0, 3, 1, 2).float()
-    return (tensor - PIXEL_MEAN) / PIXEL_STD
+    return torch.from_numpy(array).permute(0, 3, 1, 2)

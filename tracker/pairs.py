@@ -12,7 +12,7 @@ from torch.utils.data import Dataset
 
 from backbones.cli import UsageError
 from tracker.ops import EXEMPLAR_SIZE, INSTANCE_SIZE, box_center, crop_and_resize, exemplar_size
-from tracker.sequences import Sequence
+from tracker.sequences import Sequence, SequenceError, read_frame
 
 MAX_GAP = 100
 STRETCH = 0.05
@@ -63,10 +63,10 @@ class PairDataset(Dataset):
 
     def _patch(self, seq: Sequence, frame: int, out_size: int, rng: np.random.Generator,
                shift: np.ndarray) -> np.ndarray:
-        image = cv2.imread(str(seq.frames[frame]), cv2.IMREAD_COLOR)
-        if image is None:
-            raise FrameError(f"cannot read training frame {seq.frames[frame]} "
-                             "(missing, empty or not an image)")
+        try:
+            image = read_frame(seq.frames[frame])
+        except SequenceError as err:
+            raise FrameError(f"cannot read training frame: {err}") from None
         box = seq.boxes[frame]
         stretch = 1.0 + rng.uniform(-STRETCH, STRETCH)
         # Region of the 255 crop that the final patch covers, shrunk or grown by the random stretch.

@@ -14,8 +14,7 @@ import numpy as np
 import torch
 
 from backbones.cli import resolve_device
-from backbones.cost import unit_costs
-from backbones.registry import build_backbone
+from backbones.cost import reference_costs
 from tracker.checkpoint import load_checkpoint
 from tracker.model import SiamFC
 from tracker.ops import (
@@ -25,13 +24,13 @@ from tracker.ops import (
     center_to_box,
     crop_and_resize,
     exemplar_size,
-    to_tensor,
+    to_pixels,
 )
 
 
 @dataclass
 class TrackerConfig:
-    """Tracking hyper-parameters (siamfc-pytorch's defaults)."""
+    """Tracking hyper-parameters (siamfc-pytorch's defaults); the stride is the backbone's own."""
 
     scale_num: int = 3
     scale_step: float = 1.0375
@@ -39,7 +38,6 @@ class TrackerConfig:
     scale_lr: float = 0.59
     window_influence: float = 0.176
     response_up: int = 16
-    total_stride: int = 8
     loss_threshold: float = 0.2
     min_size: float = 2.0
 
@@ -53,7 +51,8 @@ class SiamFCTracker:
         self.cfg = config or TrackerConfig()
         self.device = torch.device(device)
         self.name = name
-        costs = unit_costs(build_backbone(model.backbone.name, model.backbone.width))
+        self.stride = model.backbone.total_stride
+        costs = reference_costs(model.backbone.name, model.backbone.width)
         states = model.backbone.mask_states()
         self.ops = costs.ops(states)  # one 255x255 search image; a tracked frame costs scale_num of these
         self.budget = costs.budget(states)
@@ -82,14 +81,17 @@ class SiamFCTracker:
         self.x_size = self.z_size * INSTANCE_SIZE / EXEMPLAR_SIZE
         self.avg_color = frame.mean(axis=(0, 1))
         z = crop_and_resize(frame, self.center, self.z_size, EXEMPLAR_SIZE, self.avg_color)
-        self.kernel = self.model.backbone.embed(self._input(to_tensor(z)))
+        self.kernel = self.model.backbone.embed(self._input(z))
         self.confidence, self.lost = 1.0, False
 
     def _response_size(self) -> int:
-        return (INSTANCE_SIZE - EXEMPLAR_SIZE) // self.cfg.total_stride + 1
+        return (INSTANCE_SIZE - EXEMPLAR_SIZE) // self.stride + 1
 
-    def _input(self, x: torch.Tensor) -> torch.Tensor:
-        return x.to(self.device).contiguous(memory_format=torch.channels_last)
+    def _input(self, patches: np.ndarray | list[np.ndarray]) -> torch.Tensor:
+        """BGR uint8 patches -> the backbone's normalised input on the tracker's device."""
+        backbone = self.model.backbone
+        pixels = backbone.input_config.reorder(to_pixels(patches).to(self.device), "BGR")
+        return backbone.normalize(pixels).contiguous(memory_format=torch.channels_last)
 
     @torch.no_grad()
     def update(self, frame: np.ndarray) -> np.ndarray:
@@ -99,7 +101,7 @@ class SiamFCTracker:
         cfg = self.cfg
         patches = [crop_and_resize(frame, self.center, self.x_size * f, INSTANCE_SIZE, self.avg_color)
                    for f in self.scale_factors]
-        features = self.model.backbone.embed(self._input(to_tensor(patches)))
+        features = self.model.backbone.embed(self._input(patches))
         logits = self.model.head(self.kernel, features).squeeze(1).float().cpu().numpy()
         self.confidence = float(1 / (1 + np.exp(-logits.max())))
         self.lost = self.confidence < cfg.loss_threshold
@@ -113,7 +115,7 @@ class SiamFCTracker:
         response = (1 - cfg.window_influence) * response + cfg.window_influence * self.window
         row, col = np.unravel_index(int(response.argmax()), response.shape)
         disp = np.array([col, row], dtype=np.float64) - (self.upscale - 1) / 2
-        disp *= cfg.total_stride / cfg.response_up * self.x_size * self.scale_factors[scale_id] / INSTANCE_SIZE
+        disp *= self.stride / cfg.response_up * self.x_size * self.scale_factors[scale_id] / INSTANCE_SIZE
         self.center = self.center + disp
         scale = (1 - cfg.scale_lr) + cfg.scale_lr * self.scale_factors[scale_id]
         self._rescale(scale)
@@ -128,11 +130,6 @@ class SiamFCTracker:
         self.z_size *= ratio
         self.x_size *= ratio
         self.center = np.clip(self.center, [-w / 2, -h / 2], [1.5 * w, 1.5 * h])
-
-    def track(self, frame: np.ndarray) -> tuple[np.ndarray, float]:
-        """``update`` that also returns the confidence."""
-        box = self.update(frame)
-        return box, self.confidence
 
 
 def load_tracker(path: str | Path, device: str | torch.device = "cpu",

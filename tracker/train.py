@@ -27,6 +27,7 @@ import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 
+from backbones.base import Backbone
 from backbones.checkpoint import (
     CheckpointError,
     commit_version,
@@ -54,7 +55,6 @@ from tracker.init import kaiming_init, load_init
 from tracker.loop import DivergedError, train_over
 from tracker.loss import balanced_logistic_loss, distillation_loss
 from tracker.model import SiamFC, build_siamfc
-from tracker.ops import PIXEL_MEAN, PIXEL_STD
 from tracker.pairs import OffsetSampler, PairDataset
 from tracker.sequences import load_sequences
 
@@ -77,10 +77,10 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
     return config_from_args(build_parser().parse_args(argv))
 
 
-def normalize(batch: torch.Tensor, device: torch.device) -> torch.Tensor:
-    """uint8 NHWC BGR patches -> the networks' normalised NCHW float input."""
-    x = batch.to(device, non_blocking=True).permute(0, 3, 1, 2).float()
-    return ((x - PIXEL_MEAN) / PIXEL_STD).contiguous(memory_format=torch.channels_last)
+def normalize(batch: torch.Tensor, backbone: Backbone, device: torch.device) -> torch.Tensor:
+    """The pair sampler's uint8 NHWC BGR patches -> ``backbone``'s normalised NCHW input on ``device``."""
+    pixels = backbone.input_config.reorder(batch.to(device, non_blocking=True).permute(0, 3, 1, 2), "BGR")
+    return backbone.normalize(pixels).contiguous(memory_format=torch.channels_last)
 
 
 # ---------------------------------------------------------------- checks before any work
@@ -334,14 +334,14 @@ def _ignore_sigint(_worker: int) -> None:
 
 def siamfc_loss(session: Session, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
     """Balanced logistic loss of a pair batch (plus distillation towards the teacher, if any)."""
-    config, device = session.config, session.device
-    z, x = normalize(batch[0], device), normalize(batch[1], device)
-    logits = session.net(z, x)
+    config, device, backbone = session.config, session.device, session.model.backbone
+    logits = session.net(normalize(batch[0], backbone, device), normalize(batch[1], backbone, device))
     fault_point("forward")
-    loss = balanced_logistic_loss(logits, session.model.backbone.total_stride, config.positive_radius)
+    loss = balanced_logistic_loss(logits, backbone.total_stride, config.positive_radius)
     if session.teacher is not None:
+        teacher = session.teacher.backbone
         with torch.no_grad():
-            target = session.teacher(z, x)
+            target = session.teacher(normalize(batch[0], teacher, device), normalize(batch[1], teacher, device))
         loss = loss + config.distill_weight * distillation_loss(logits, target)
     return loss
 

@@ -1,23 +1,25 @@
 """Exact cost model measured on the real modules with forward hooks: MACs, OPs, parameters, weight bits.
 
-OPs follow Bi-Real Net / ReActNet: a fixed or FP layer costs its MACs, a binary layer MACs / 64. The budget
-of a mask is its OPs over the all-FP OPs, always at the 255x255 reference input (DESIGN.md section 3).
+OPs follow Bi-Real Net / ReActNet: a fixed or FP layer costs its MACs, a binary layer MACs / 64 (64 binary
+MACs per XNOR-popcount word). The budget of a mask is its OPs over the all-FP OPs, always at the 255x255
+reference input (DESIGN.md section 3); ``reference_costs`` measures that once per backbone and width.
+``python -m backbones.cost`` (``backbones/cost/__main__.py``) prints the per-layer table.
 """
 from __future__ import annotations
 
-import argparse
-import json
+import functools
 from dataclasses import asdict, dataclass
 
 import torch
 from torch import nn
 
 from backbones.base import Backbone
-from backbones.cli import UsageError, run_cli
+from backbones.registry import build_backbone, check_backbone_args
 from backbones.unit import SwitchableConv
 
 REFERENCE_INPUT = 255
-BINARY_OPS_PER_MAC = 1 / 64
+BINARY_MACS_PER_OP = 64  # the word size: binary MACs one 64-bit XNOR-popcount OP does
+BINARY_OPS_PER_MAC = 1 / BINARY_MACS_PER_OP
 
 
 @dataclass
@@ -70,6 +72,7 @@ def _layer_cost(name: str, kind: str, conv: nn.Module, output: torch.Tensor) -> 
 @torch.no_grad()
 def measure_layers(backbone: Backbone, input_size: int = REFERENCE_INPUT) -> list[LayerCost]:
     """Run one forward pass of a 1x3xNxN input and record every conv / linear layer's cost, in order."""
+    backbone.check_input_size(input_size)
     units = backbone.units()
     unit_convs = {id(u.conv) for u in units.values()}
     layers: list[LayerCost] = []
@@ -126,18 +129,28 @@ class UnitCosts:
         return self.budget({n: "binary" for n in self.unit_macs})
 
 
-def unit_costs(backbone: Backbone) -> UnitCosts:
-    """Measure the fixed and per-unit MACs of ``backbone`` at the reference input."""
+@functools.lru_cache(maxsize=64)
+def _reference_macs(name: str, width: float) -> tuple[int, tuple[tuple[str, int], ...]]:
+    backbone = build_backbone(name, width)
     layers = measure_layers(backbone, REFERENCE_INPUT)
     unit_names = set(backbone.units())
-    return UnitCosts(fixed_macs=sum(x.macs for x in layers if x.name not in unit_names),
-                     unit_macs={x.name: x.macs for x in layers if x.name in unit_names})
+    return (sum(x.macs for x in layers if x.name not in unit_names),
+            tuple((x.name, x.macs) for x in layers if x.name in unit_names))
+
+
+def reference_costs(name: str, width: float) -> UnitCosts:
+    """Fixed and per-unit MACs of backbone ``name`` at ``width`` at the reference input, measured once
+    (cached): what every budget computation uses. BackboneError for an unknown name or a bad width.
+    """
+    check_backbone_args(name, width)
+    fixed, units = _reference_macs(name, float(width))
+    return UnitCosts(fixed_macs=fixed, unit_macs=dict(units))
 
 
 def cost_report(backbone: Backbone, input_size: int = REFERENCE_INPUT) -> CostReport:
     """Per-layer table at ``input_size``; budget and min_budget always at the reference input."""
     layers = measure_layers(backbone, input_size)
-    reference = unit_costs(backbone)
+    reference = reference_costs(backbone.name, backbone.width)
     return CostReport(
         backbone=backbone.name, width=backbone.width, input=input_size, layers=layers,
         total_macs=sum(x.macs for x in layers), ops=sum(x.ops for x in layers),
@@ -150,7 +163,8 @@ def format_table(report: CostReport) -> str:
     """A larq-summary-like text table of per-layer costs."""
     head = f"{'layer':<22}{'kind':<8}{'output':>16}{'MACs':>15}{'OPs':>15}{'params':>11}{'weight bits':>13}"
     rule = "-" * len(head)
-    rows = [f"{report.backbone} (width {report.width:g}), input {report.input}x{report.input}", rule, head, rule]
+    title = f"{report.backbone} (width {report.width:g}), input {report.input}x{report.input}"
+    rows = [title, rule, head, rule]
     for x in report.layers:
         shape = "x".join(str(s) for s in x.output)
         rows.append(f"{x.name:<22}{x.kind:<8}{shape:>16}{x.macs:>15,}{x.ops:>15,.0f}{x.params:>11,}"
@@ -162,31 +176,3 @@ def format_table(report: CostReport) -> str:
              (f"budget {report.budget:.4f} (at {REFERENCE_INPUT}x{REFERENCE_INPUT})   "
              f"min budget {report.min_budget:.4f}")]
     return "\n".join(rows)
-
-
-def main(argv: list[str] | None = None) -> int:
-    from backbones.mask import build_masked_backbone
-
-    parser = argparse.ArgumentParser(
-        prog="python -m backbones.cost",
-        description="Per-layer MACs, OPs (binary layers count MACs/64), parameters and weight bits of a "
-                    "backbone with a mask; the budget is always computed at the 255x255 reference input.")
-    parser.add_argument("--backbone", help="backbone name (alexnet, resnet); all-FP unless --mask says otherwise")
-    parser.add_argument("--width", type=float, default=None, help="width multiplier (default 1.0)")
-    parser.add_argument("--mask", help="mask JSON file (sets backbone and width), or 'fp' / 'binary'")
-    parser.add_argument("--input", type=int, default=REFERENCE_INPUT,
-                        help="input size for the MACs shown (default 255)")
-    parser.add_argument("--json", action="store_true", help="print a JSON object instead of a table")
-    args = parser.parse_args(argv)
-    if args.backbone is None and args.mask in (None, "fp", "binary"):
-        raise UsageError("give --backbone NAME or --mask FILE")
-    if args.input < 32:
-        raise UsageError(f"--input must be at least 32 pixels, got {args.input}")
-    backbone = build_masked_backbone(args.mask or "fp", args.backbone, args.width)
-    report = cost_report(backbone, args.input)
-    print(json.dumps(report.to_json(), indent=2) if args.json else format_table(report))
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(run_cli(main))
