@@ -97,7 +97,8 @@ class ClassificationTask:
         """A classifier on the mask's backbone and width with the mask applied, on the task's device."""
         return Classifier(build_masked_backbone(mask), len(self.classes)).to(self.device)
 
-    def _loader(self, dataset: Dataset, shuffle: bool, generator: torch.Generator | None = None) -> DataLoader:
+    def _loader(self, dataset: Dataset, shuffle: bool,
+                generator: torch.Generator | None = None) -> DataLoader:
         return DataLoader(dataset, batch_size=self.batch_size, shuffle=shuffle, generator=generator,
                           num_workers=self.workers, drop_last=shuffle and len(dataset) >= self.batch_size)
 
@@ -152,7 +153,8 @@ def make_task(kind: str, **kwargs: Any) -> Task:
     raise UsageError(f"unknown task {kind!r}; choose one of {', '.join(TASKS)}")
 
 
-def epochs_to_iterations(task: Task, epochs: float | None, iterations: int | None, default_epochs: float) -> int:
+def epochs_to_iterations(task: Task, epochs: float | None, iterations: int | None,
+                         default_epochs: float) -> int:
     """Iterations from --iterations, or --epochs (default ``default_epochs``) times the epoch length."""
     if iterations is not None:
         if iterations < 0:

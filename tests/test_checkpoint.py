@@ -1,5 +1,5 @@
-"""The one checkpoint format: kinds (and old sidecars without one), pairing of weights and sidecar, NaN refusal,
-and the fall-back to a run's last complete version."""
+"""The one checkpoint format: kinds (and old sidecars without one), pairing of weights and sidecar, NaN
+refusal, and the fall-back to a run's last complete version."""
 import json
 import shutil
 
@@ -25,7 +25,8 @@ from tracker.siamfc import load_tracker
 
 def classifier_checkpoint(tmp_path):
     mask = uniform_mask("resnet", 0.25, "fp")
-    return save_checkpoint(tmp_path / "cls.safetensors", build_classifier("resnet", 10, 0.25), mask, {"seed": 0})
+    model = build_classifier("resnet", 10, 0.25)
+    return save_checkpoint(tmp_path / "cls.safetensors", model, mask, {"seed": 0})
 
 
 def tracker_checkpoint(path):

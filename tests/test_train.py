@@ -1,5 +1,5 @@
-"""Training runs: every interruption (SIGKILL at each step of a checkpoint write, SIGINT, SIGTERM) resumes to
-the uninterrupted run's weights; bad settings and bad data are one-line errors; torchrun with 2 CPU processes."""
+"""Training runs: every interruption (SIGKILL at each step of a checkpoint write, SIGINT, SIGTERM) resumes
+to the uninterrupted run's weights; bad settings and data are one-line errors; torchrun, 2 CPU processes."""
 import errno
 import json
 import multiprocessing
@@ -21,15 +21,16 @@ from tracker.train import CHECKPOINT, STATE, UNIT, main, parse_args, train
 pytestmark = needs_shared
 
 ITERATIONS = 3
-WRITE_STEPS = ["weights", "sidecar", "state", "commit", f"publish:{CHECKPOINT}", "publish:checkpoint.json", "prune"]
+WRITE_STEPS = ["weights", "sidecar", "state", "commit", f"publish:{CHECKPOINT}", "publish:checkpoint.json",
+               "prune"]
 
 
 def argv_for(out, iterations=ITERATIONS, *extra, data=None):
     where = ["--data", str(data)] if data else ["--data", str(TRACKING), "--split",
                                                   str(TRACKING / "splits" / "train.txt")]
-    return ["--backbone", "resnet", "--width", "0.25", "--mask", "fp", *where, "--iterations", str(iterations),
-            "--batch-size", "2", "--out", str(out), "--workers", "0", "--save-every", "1", "--seed", "5",
-            "--threads", "1", "--device", "cpu", *extra]
+    return ["--backbone", "resnet", "--width", "0.25", "--mask", "fp", *where,
+            "--iterations", str(iterations), "--batch-size", "2", "--out", str(out), "--workers", "0",
+            "--save-every", "1", "--seed", "5", "--threads", "1", "--device", "cpu", *extra]
 
 
 def config_for(out, iterations=ITERATIONS, *extra):
@@ -47,7 +48,7 @@ def assert_same_weights(a, b):
 
 
 def in_child(fault, out, iterations=ITERATIONS):
-    """Run a training in a forked process with ``B2TRACK_FAULT=fault``; returns its exit code (-9: SIGKILL)."""
+    """Train in a forked process with ``B2TRACK_FAULT=fault``; returns its exit code (-9: SIGKILL)."""
 
     def target():
         os.environ[checkpoint.FAULT_ENV] = fault
@@ -134,7 +135,8 @@ def test_resume_with_other_settings_is_refused(tmp_path, capsys):
     out = tmp_path / "run"
     assert train(config_for(out, 2)) == 0
     capsys.readouterr()
-    assert "--width 0.25, not 0.5" in one_line_error(capsys, [*argv_for(out, 2, "--resume"), "--width", "0.5"])
+    assert "--width 0.25, not 0.5" in one_line_error(capsys,
+                                                     [*argv_for(out, 2, "--resume"), "--width", "0.5"])
     assert "--seed 5, not 6" in one_line_error(capsys, [*argv_for(out, 2, "--resume"), "--seed", "6"])
     assert "--lr 0.01, not 0.02" in one_line_error(capsys, [*argv_for(out, 2, "--resume"), "--lr", "0.02"])
     assert "already done 2 iterations; --iterations 1 is fewer" in one_line_error(
@@ -213,7 +215,8 @@ def test_data_without_pairs_or_with_corrupt_frames_is_one_line(tmp_path, capsys)
     seq = tmp_path / "data" / "Seq"
     (seq / "img").mkdir(parents=True)
     for i in range(3):
-        (seq / "img" / f"{i + 1:04d}.jpg").symlink_to(TRACKING / "otb" / "Crossing" / "img" / f"{i + 1:04d}.jpg")
+        name = f"{i + 1:04d}.jpg"
+        (seq / "img" / name).symlink_to(TRACKING / "otb" / "Crossing" / "img" / name)
     (seq / "groundtruth_rect.txt").write_text("1,2,3,4\nNaN,NaN,NaN,NaN\nNaN,NaN,NaN,NaN\n")
     argv = argv_for(tmp_path / "run", 2, data=tmp_path / "data")
     assert "no training pair" in one_line_error(capsys, argv)
@@ -222,7 +225,8 @@ def test_data_without_pairs_or_with_corrupt_frames_is_one_line(tmp_path, capsys)
         (seq / "img" / f"{i:04d}.jpg").unlink()
         (seq / "img" / f"{i:04d}.jpg").write_bytes(b"")
     assert "cannot read training frame" in error_after_training(capsys, argv)
-    line = error_after_training(capsys, [*argv_for(tmp_path / "run1", 2, "--workers", "1", data=tmp_path / "data")])
+    with_workers = argv_for(tmp_path / "run1", 2, "--workers", "1", data=tmp_path / "data")
+    line = error_after_training(capsys, with_workers)
     assert "cannot read training frame" in line and "empty image file" in line
 
 

@@ -230,7 +230,8 @@ def _read_unit(folder: Path, session: Session) -> tuple[Any, dict[str, Any], dic
     except Exception as err:  # noqa: BLE001 - a damaged state file is a user-facing error
         raise CheckpointError(f"{folder / STATE} is unreadable: {str(err).splitlines()[0]}") from None
     if not isinstance(state, dict) or not {"optimizer", "scheduler"} <= state.keys():
-        raise CheckpointError(f"{folder / STATE} is not a tracker.train state (optimizer, scheduler, iteration)")
+        raise CheckpointError(f"{folder / STATE} is not a tracker.train state (optimizer, scheduler, "
+                              "iteration)")
     if state.get("iteration") != ckpt.sidecar.get("iterations"):
         raise CheckpointError(f"{folder / STATE} and {folder / CHECKPOINT} disagree on the iteration")
     return ckpt, ckpt.sidecar, state
@@ -341,7 +342,8 @@ def siamfc_loss(session: Session, batch: tuple[torch.Tensor, torch.Tensor]) -> t
     if session.teacher is not None:
         teacher = session.teacher.backbone
         with torch.no_grad():
-            target = session.teacher(normalize(batch[0], teacher, device), normalize(batch[1], teacher, device))
+            target = session.teacher(normalize(batch[0], teacher, device),
+                                     normalize(batch[1], teacher, device))
         loss = loss + config.distill_weight * distillation_loss(logits, target)
     return loss
 
