@@ -13,9 +13,11 @@ import cv2
 import numpy as np
 import torch
 
+from backbones.cli import resolve_device
 from backbones.cost import unit_costs
 from backbones.registry import build_backbone
-from tracker.checkpoint import CheckpointError, load_checkpoint
+from tracker.boxes import check_init_box
+from tracker.checkpoint import load_checkpoint
 from tracker.model import SiamFC
 from tracker.ops import (
     EXEMPLAR_SIZE,
@@ -63,12 +65,8 @@ class SiamFCTracker:
     @torch.no_grad()
     def init(self, frame: np.ndarray, box) -> None:
         """Start tracking the target ``box`` = [x, y, w, h] in ``frame`` (HxWx3 uint8 BGR)."""
-        box = np.asarray(box, dtype=np.float64)
         h, w = frame.shape[:2]
-        if box.shape != (4,) or not np.all(np.isfinite(box)) or box[2] <= 0 or box[3] <= 0:
-            raise ValueError(f"initial box must be [x, y, w, h] with w, h > 0, got {box.tolist()}")
-        if box[0] >= w or box[1] >= h or box[0] + box[2] <= 0 or box[1] + box[3] <= 0:
-            raise ValueError(f"initial box {box.tolist()} lies outside the {w}x{h} frame")
+        box = check_init_box(box, w, h)
         cfg = self.cfg
         self.frame_size = (w, h)
         self.center = box_center(box)
@@ -136,9 +134,6 @@ class SiamFCTracker:
 
 def load_tracker(path: str | Path, device: str = "cpu", config: TrackerConfig | None = None) -> SiamFCTracker:
     """Build a tracker from a checkpoint (``.safetensors`` + sidecar)."""
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    if device == "cuda" and not torch.cuda.is_available():
-        raise CheckpointError("--device cuda: no CUDA device is available")
+    device = resolve_device(device)
     model, _meta = load_checkpoint(path, device)
     return SiamFCTracker(model, config, device, name=Path(path).stem)
