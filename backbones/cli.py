@@ -62,7 +62,8 @@ def nonnegative_int(text: str) -> int:
     return value
 
 
-def _finite(text: str) -> float:
+def finite_float(text: str) -> float:
+    """argparse type: a finite float (no nan, no inf)."""
     try:
         value = float(text)
     except ValueError:
@@ -74,9 +75,17 @@ def _finite(text: str) -> float:
 
 def positive_float(text: str) -> float:
     """argparse type: a finite float > 0 (learning rates, scales)."""
-    value = _finite(text)
+    value = finite_float(text)
     if value <= 0:
         raise argparse.ArgumentTypeError(f"expected a finite number > 0, got {text!r}")
+    return value
+
+
+def nonnegative_float(text: str) -> float:
+    """argparse type: a finite float >= 0 (loss weights)."""
+    value = finite_float(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a finite number >= 0, got {text!r}")
     return value
 
 
@@ -95,7 +104,7 @@ def int_range(low: int, high: int) -> Callable[[str], int]:
 def float_range(low: float, high: float, low_open: bool = False) -> Callable[[str], float]:
     """argparse type factory: a finite float in [low, high] (or (low, high] with ``low_open``)."""
     def parse(text: str) -> float:
-        value = _finite(text)
+        value = finite_float(text)
         if not (low < value if low_open else low <= value) or value > high:
             interval = f"{'(' if low_open else '['}{low:g}, {high:g}]"
             raise argparse.ArgumentTypeError(f"expected a number in {interval}, got {text!r}")
