@@ -1,0 +1,172 @@
+"""The bad-input contract of every CLI (DESIGN.md section 8), over every module with a ``__main__`` block.
+
+The modules are found by scanning the source tree, not listed by hand, so a new CLI is covered the day it
+is written. Each one, run as ``python -m MODULE``, must answer an invalid option value and (where it has
+one) a missing required argument with exactly one stderr line and exit code 2; in-process, every typed
+option of its parser must refuse its bad values the same way.
+"""
+from __future__ import annotations
+
+import argparse
+import ast
+import importlib
+import os
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from backbones.cli import run_cli
+
+REPO = Path(__file__).resolve().parents[1]
+SKIPPED_DIRS = {"tests", "build", "dist", "runs", "node_modules"}
+CANDIDATES = ("banana", "-1", "nan", "1e400", "0", "99999999999")  # tried in turn until a type refuses one
+UNKNOWN_OPTION = "--no-such-option"
+
+
+def _is_main_guard(node: ast.stmt) -> bool:
+    test = node.test if isinstance(node, ast.If) else None
+    return (isinstance(test, ast.Compare) and isinstance(test.left, ast.Name) and test.left.id == "__name__"
+            and any(isinstance(c, ast.Constant) and c.value == "__main__" for c in test.comparators))
+
+
+def _importable(rel: Path) -> bool:
+    """Top-level modules, and modules of packages (folders with __init__.py) all the way down."""
+    folder = REPO
+    for part in rel.parts[:-1]:
+        folder = folder / part
+        if part.startswith(".") or part in SKIPPED_DIRS or not (folder / "__init__.py").is_file():
+            return False
+    return True
+
+
+def cli_modules() -> list[str]:
+    """Every module of the project whose source has an ``if __name__ == "__main__":`` block."""
+    found = []
+    for path in sorted(REPO.rglob("*.py")):
+        rel = path.relative_to(REPO)
+        if not _importable(rel) or path.name == "__main__.py":
+            continue
+        tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+        if any(_is_main_guard(node) for node in tree.body):
+            found.append(".".join(rel.with_suffix("").parts))
+    return found
+
+
+MODULES = cli_modules()
+
+
+class _Captured(Exception):
+    """Raised in place of parsing: carries the parser a CLI's ``main`` built."""
+
+
+def capture_parser(module_name: str) -> argparse.ArgumentParser:
+    """The parser ``MODULE.main`` builds, caught at its first ``parse_known_args`` (nothing else runs)."""
+    module = importlib.import_module(module_name)
+    original = argparse.ArgumentParser.parse_known_args
+
+    def capture(self, args=None, namespace=None):
+        raise _Captured(self)
+
+    argparse.ArgumentParser.parse_known_args = capture
+    try:
+        module.main([])
+    except _Captured as caught:
+        return caught.args[0]
+    finally:
+        argparse.ArgumentParser.parse_known_args = original
+    raise AssertionError(f"{module_name}.main([]) never parsed its arguments")
+
+
+def bad_values(parser: argparse.ArgumentParser) -> list[list[str]]:
+    """For every option with a type or choices: ``[option, value]`` with a value the option must refuse."""
+    found = []
+    for action in parser._actions:
+        if not action.option_strings or action.nargs == 0 or (action.type is None and action.choices is None):
+            continue
+        for value in CANDIDATES:
+            if action.choices is not None and value not in action.choices:
+                found.append([action.option_strings[-1], value])
+                break
+            try:
+                action.type(value)
+            except (argparse.ArgumentTypeError, ValueError, TypeError, OSError):
+                found.append([action.option_strings[-1], value])
+                break
+    return found
+
+
+def has_required(parser: argparse.ArgumentParser) -> bool:
+    return any(a.required for a in parser._actions) or any(
+        g.required for g in parser._mutually_exclusive_groups)
+
+
+def unknown_option(parser: argparse.ArgumentParser) -> list[str]:
+    """For a CLI without typed options: every required argument given (untyped: any text does), plus an
+    option that does not exist (argparse reports missing arguments before unknown ones)."""
+    argv = []
+    groups = [g._group_actions[0] for g in parser._mutually_exclusive_groups if g.required]
+    for action in [a for a in parser._actions if a.required] + groups:
+        argv += [action.option_strings[0], "x"] if action.option_strings else ["x"]
+    return [UNKNOWN_OPTION, *argv]
+
+
+def cases(module_name: str) -> list[tuple[str, list[str]]]:
+    """(what, argv) pairs to run as ``python -m MODULE``: one invalid value, and no arguments at all."""
+    parser = capture_parser(module_name)
+    values = bad_values(parser)
+    found = [("invalid value", values[0] if values else unknown_option(parser))]
+    if has_required(parser):
+        found.append(("missing required argument", []))
+    return found
+
+
+def run_module(module_name: str, argv: list[str], cwd: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
+    return subprocess.run([sys.executable, "-m", module_name, *argv], cwd=cwd, env=env, capture_output=True,
+                          text=True, timeout=300, check=False)
+
+
+@pytest.fixture(scope="module")
+def subprocess_results(tmp_path_factory) -> dict[str, list]:
+    """Every module's cases, run concurrently (the start-up imports dominate) in an empty folder."""
+    cwd = tmp_path_factory.mktemp("cli")
+    planned = [(name, what, argv) for name in MODULES for what, argv in cases(name)]
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
+        done = list(pool.map(lambda job: run_module(job[0], job[2], cwd), planned))
+    results: dict[str, list] = {name: [] for name in MODULES}
+    for (name, what, argv), proc in zip(planned, done, strict=True):
+        results[name].append((what, argv, proc))
+    assert not any(cwd.iterdir()), "a refused command wrote something"
+    return results
+
+
+def test_the_scan_finds_the_known_clis():
+    for name in ("demo", "eval.benchmark", "tracker.curate", "tracker.train", "mixbin.search",
+                 "mixbin.baseline", "mixbin.train", "mixbin.report"):
+        assert name in MODULES
+
+
+@pytest.mark.parametrize("module_name", MODULES)
+def test_bad_input_is_one_stderr_line_and_exit_2(module_name, subprocess_results):
+    for what, argv, proc in subprocess_results[module_name]:
+        lines = proc.stderr.strip().splitlines()
+        shown = (f"python -m {module_name} {' '.join(argv)} ({what}): exit {proc.returncode}, "
+                 f"stderr:\n{proc.stderr}")
+        assert proc.returncode == 2 and len(lines) == 1 and "Traceback" not in proc.stderr, shown
+        assert (argv[0] if argv else "required") in lines[0], shown
+
+
+@pytest.mark.parametrize("module_name", MODULES)
+def test_every_typed_option_refuses_its_bad_values(module_name, capsys):
+    values = bad_values(capture_parser(module_name))
+    main = importlib.import_module(module_name).main
+    for argv in values:
+        try:
+            code = run_cli(main, argv)
+        except SystemExit as done:  # a plain argparse parser exits by itself
+            code = done.code
+        err = capsys.readouterr().err.strip().splitlines()
+        assert code == 2 and len(err) == 1 and argv[0] in err[0], (argv, err)
