@@ -387,16 +387,19 @@ def boxes_sink(path: str | Path) -> Iterator[Callable[[np.ndarray], None]]:
 
 @contextmanager
 def open_outputs(args: argparse.Namespace, fps: float, size: tuple[int, int]) -> Iterator[list[Callable]]:
-    """The writers asked for (--output video, --save-boxes), as ``write(annotated, box)`` callables."""
+    """The writers asked for (--output video, --save-boxes), as ``write(annotated, box)`` callables.
+
+    The video is finished (and checked) first, so a video that fails leaves no boxes file either.
+    """
     with ExitStack() as stack:
         writers: list[Callable] = []
         try:
-            if args.output:
-                write_frame = stack.enter_context(video_sink(args.output, fps, size))
-                writers.append(lambda annotated, box: write_frame(annotated))
             if args.save_boxes:
                 write_box = stack.enter_context(boxes_sink(args.save_boxes))
                 writers.append(lambda annotated, box: write_box(box))
+            if args.output:
+                write_frame = stack.enter_context(video_sink(args.output, fps, size))
+                writers.append(lambda annotated, box: write_frame(annotated))
         except OSError as err:
             raise UsageError(f"cannot write output: {err}") from None
         yield writers
@@ -487,6 +490,8 @@ def track(source: FrameSource, tracker: SiamFCTracker, frame: np.ndarray, box: l
             if stats.frames % 10 == 0:
                 bar.set_postfix(fps=f"{info.fps:.1f}", conf=f"{info.confidence:.2f}", refresh=False)
     except KeyboardInterrupt as stop:  # Ctrl-C or SIGTERM: stop here, keeping what was written
+        if stats.frames == 0:
+            raise  # nothing written yet: the outputs are dropped and run_cli reports the interruption
         stats.stopped = stop_name(stop)
     finally:
         bar.close()

@@ -170,3 +170,68 @@ def test_every_typed_option_refuses_its_bad_values(module_name, capsys):
             code = done.code
         err = capsys.readouterr().err.strip().splitlines()
         assert code == 2 and len(err) == 1 and argv[0] in err[0], (argv, err)
+
+
+# ---------------------------------------------------------------- no output may be an input
+
+
+def _files(tmp_path: Path) -> dict[str, Path]:
+    """Input files of every kind (their content does not matter: the runs must stop before reading)."""
+    made = {"video": tmp_path / "clip.avi", "frames": tmp_path / "frames", "ckpt": tmp_path / "net.safetensors",
+            "data": tmp_path / "data", "split": tmp_path / "data" / "split.txt",
+            "runs": tmp_path / "runs", "mask": tmp_path / "runs" / "r.json"}
+    made["frames"].mkdir()
+    made["data"].mkdir()
+    made["runs"].mkdir()
+    for key in ("video", "ckpt", "split", "mask"):
+        made[key].write_bytes(b"input " + key.encode())
+    made["ckpt"].with_suffix(".json").write_text("{}")
+    (made["frames"] / "f1.png").write_bytes(b"input frame")
+    return made
+
+
+OUTPUT_IS_INPUT = {
+    "demo --save-boxes is the video": ("demo", ["--video", "{video}", "--init", "1,1,5,5", "--checkpoint", "{ckpt}",
+                                                 "--save-boxes", "{video}"]),
+    "demo --output is the video": ("demo", ["--video", "{video}", "--init", "1,1,5,5", "--checkpoint", "{ckpt}",
+                                            "--output", "{video}"]),
+    "demo --save-boxes is a frame": ("demo", ["--images", "{frames}", "--init", "1,1,5,5", "--checkpoint",
+                                              "{ckpt}", "--save-boxes", "{frames}/f1.png"]),
+    "demo --save-boxes is the checkpoint's sidecar": ("demo", ["--video", "{video}", "--init", "1,1,5,5",
+                                                               "--checkpoint", "{ckpt}", "--save-boxes",
+                                                               "{data}/../net.json"]),
+    "benchmark --out is the data root": ("eval.benchmark", ["--tracker", "static", "--data", "{data}",
+                                                            "--out", "{data}"]),
+    "benchmark --out holds the checkpoint": ("eval.benchmark", ["--tracker", "{ckpt}", "--data", "{data}",
+                                                                "--out", "{ckpt}/.."]),
+    "benchmark --out is the split": ("eval.benchmark", ["--tracker", "static", "--data", "{data}", "--split",
+                                                        "{split}", "--out", "{split}"]),
+    "curate --out is the data root": ("tracker.curate", ["--data", "{data}", "--out", "{data}"]),
+    "curate --out is inside the data root": ("tracker.curate", ["--data", "{data}", "--out", "{data}/cur"]),
+    "search --out is --init-from's sidecar": ("mixbin.search", ["--data", "{data}", "--backbone", "resnet",
+                                                                "--budget", "0.5", "--init-from", "{ckpt}",
+                                                                "--out", "{data}/../net.json"]),
+    "search --weights-out is --init-from": ("mixbin.search", ["--data", "{data}", "--backbone", "resnet",
+                                                              "--budget", "0.5", "--init-from", "{ckpt}",
+                                                              "--out", "{runs}/new.json",
+                                                              "--weights-out", "{ckpt}"]),
+    "baseline --out is --init-from's sidecar": ("mixbin.baseline", ["--method", "first", "--data", "{data}",
+                                                                    "--backbone", "resnet", "--budget", "0.5",
+                                                                    "--init-from", "{ckpt}",
+                                                                    "--out", "{data}/../net.json"]),
+    "train --out holds --init-from": ("mixbin.train", ["--data", "{data}", "--backbone", "resnet",
+                                                       "--init-from", "{ckpt}", "--out", "{ckpt}/.."]),
+    "report --out is a run it reads": ("mixbin.report", ["{runs}", "--out", "{mask}"]),
+}
+
+
+@pytest.mark.parametrize("case", sorted(OUTPUT_IS_INPUT))
+def test_no_output_may_be_an_input(case, tmp_path, capsys):
+    module_name, template = OUTPUT_IS_INPUT[case]
+    made = _files(tmp_path)
+    before = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
+    argv = [arg.format(**made) for arg in template]
+    assert run_cli(importlib.import_module(module_name).main, argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and ("input" in err[0] or "inside the data root" in err[0]), err
+    assert {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()} == before  # nothing touched
