@@ -177,8 +177,8 @@ def test_every_typed_option_refuses_its_bad_values(module_name, capsys):
 
 def _files(tmp_path: Path) -> dict[str, Path]:
     """Input files of every kind (their content does not matter: the runs must stop before reading)."""
-    made = {"video": tmp_path / "clip.avi", "frames": tmp_path / "frames", "ckpt": tmp_path / "net.safetensors",
-            "data": tmp_path / "data", "split": tmp_path / "data" / "split.txt",
+    made = {"video": tmp_path / "clip.avi", "frames": tmp_path / "frames",
+            "ckpt": tmp_path / "net.safetensors", "data": tmp_path / "data", "split": tmp_path / "data" / "split.txt",
             "runs": tmp_path / "runs", "mask": tmp_path / "runs" / "r.json"}
     made["frames"].mkdir()
     made["data"].mkdir()
@@ -190,16 +190,13 @@ def _files(tmp_path: Path) -> dict[str, Path]:
     return made
 
 
+DEMO = ["--init", "1,1,5,5", "--checkpoint", "{ckpt}"]
 OUTPUT_IS_INPUT = {
-    "demo --save-boxes is the video": ("demo", ["--video", "{video}", "--init", "1,1,5,5", "--checkpoint", "{ckpt}",
-                                                 "--save-boxes", "{video}"]),
-    "demo --output is the video": ("demo", ["--video", "{video}", "--init", "1,1,5,5", "--checkpoint", "{ckpt}",
-                                            "--output", "{video}"]),
-    "demo --save-boxes is a frame": ("demo", ["--images", "{frames}", "--init", "1,1,5,5", "--checkpoint",
-                                              "{ckpt}", "--save-boxes", "{frames}/f1.png"]),
-    "demo --save-boxes is the checkpoint's sidecar": ("demo", ["--video", "{video}", "--init", "1,1,5,5",
-                                                               "--checkpoint", "{ckpt}", "--save-boxes",
-                                                               "{data}/../net.json"]),
+    "demo --save-boxes is the video": ("demo", [*DEMO, "--video", "{video}", "--save-boxes", "{video}"]),
+    "demo --output is the video": ("demo", [*DEMO, "--video", "{video}", "--output", "{video}"]),
+    "demo --save-boxes is a frame": ("demo", [*DEMO, "--images", "{frames}", "--save-boxes", "{frames}/f1.png"]),
+    "demo --save-boxes is the checkpoint's sidecar": ("demo", [*DEMO, "--video", "{video}",
+                                                               "--save-boxes", "{data}/../net.json"]),
     "benchmark --out is the data root": ("eval.benchmark", ["--tracker", "static", "--data", "{data}",
                                                             "--out", "{data}"]),
     "benchmark --out holds the checkpoint": ("eval.benchmark", ["--tracker", "{ckpt}", "--data", "{data}",
@@ -235,3 +232,29 @@ def test_no_output_may_be_an_input(case, tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and ("input" in err[0] or "inside the data root" in err[0]), err
     assert {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()} == before  # nothing touched
+
+
+READ_ONLY_OUTPUT = {
+    "demo": [*DEMO, "--video", "{video}", "--save-boxes", "{ro}/b.txt"],
+    "eval.benchmark": ["--tracker", "static", "--data", "{data}", "--out", "{ro}/report"],
+    "tracker.curate": ["--data", "{data}", "--out", "{ro}/curated"],
+    "mixbin.search": ["--data", "{data}", "--backbone", "resnet", "--budget", "0.5", "--out", "{ro}/m.json"],
+    "mixbin.baseline": ["--method", "first", "--data", "{data}", "--backbone", "resnet", "--budget", "0.5",
+                        "--out", "{ro}/m.json"],
+    "mixbin.train": ["--data", "{data}", "--backbone", "resnet", "--out", "{ro}/run"],
+    "mixbin.report": ["{runs}", "--out", "{ro}/table.md"],
+}
+
+
+@pytest.mark.parametrize("module_name", sorted(READ_ONLY_OUTPUT))
+def test_out_in_a_read_only_folder_is_refused_before_work(module_name, tmp_path, capsys, monkeypatch):
+    made = _files(tmp_path)
+    made["ro"] = tmp_path / "ro"
+    made["ro"].mkdir()
+    real_access = os.access  # root may write anywhere: the folder is made read-only for the check itself
+    monkeypatch.setattr(os, "access", lambda p, mode: real_access(p, mode) and Path(p) != made["ro"])
+    argv = [arg.format(**made) for arg in READ_ONLY_OUTPUT[module_name]]
+    assert run_cli(importlib.import_module(module_name).main, argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "not writable" in err[0], err
+    assert list(made["ro"].iterdir()) == []
