@@ -178,8 +178,9 @@ def test_every_typed_option_refuses_its_bad_values(module_name, capsys):
 def _files(tmp_path: Path) -> dict[str, Path]:
     """Input files of every kind (their content does not matter: the runs must stop before reading)."""
     made = {"video": tmp_path / "clip.avi", "frames": tmp_path / "frames",
-            "ckpt": tmp_path / "net.safetensors", "data": tmp_path / "data", "split": tmp_path / "data" / "split.txt",
-            "runs": tmp_path / "runs", "mask": tmp_path / "runs" / "r.json"}
+            "ckpt": tmp_path / "net.safetensors", "data": tmp_path / "data",
+            "split": tmp_path / "data" / "split.txt", "runs": tmp_path / "runs",
+            "mask": tmp_path / "runs" / "r.json"}
     made["frames"].mkdir()
     made["data"].mkdir()
     made["runs"].mkdir()
@@ -194,7 +195,8 @@ DEMO = ["--init", "1,1,5,5", "--checkpoint", "{ckpt}"]
 OUTPUT_IS_INPUT = {
     "demo --save-boxes is the video": ("demo", [*DEMO, "--video", "{video}", "--save-boxes", "{video}"]),
     "demo --output is the video": ("demo", [*DEMO, "--video", "{video}", "--output", "{video}"]),
-    "demo --save-boxes is a frame": ("demo", [*DEMO, "--images", "{frames}", "--save-boxes", "{frames}/f1.png"]),
+    "demo --save-boxes is a frame": ("demo", [*DEMO, "--images", "{frames}",
+                                              "--save-boxes", "{frames}/f1.png"]),
     "demo --save-boxes is the checkpoint's sidecar": ("demo", [*DEMO, "--video", "{video}",
                                                                "--save-boxes", "{data}/../net.json"]),
     "benchmark --out is the data root": ("eval.benchmark", ["--tracker", "static", "--data", "{data}",
