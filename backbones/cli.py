@@ -46,22 +46,6 @@ def _int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
 
 
-def positive_int(text: str) -> int:
-    """argparse type: an integer >= 1."""
-    value = _int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
-
-
-def nonnegative_int(text: str) -> int:
-    """argparse type: an integer >= 0."""
-    value = _int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
-    return value
-
-
 def finite_float(text: str) -> float:
     """argparse type: a finite float (no nan, no inf)."""
     try:
@@ -73,45 +57,47 @@ def finite_float(text: str) -> float:
     return value
 
 
-def positive_float(text: str) -> float:
-    """argparse type: a finite float > 0 (learning rates, scales)."""
-    value = finite_float(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"expected a finite number > 0, got {text!r}")
-    return value
+def int_range(low: int, high: int | None = None, name: str | None = None) -> Callable[[str], int]:
+    """argparse type factory: an integer in [low, high] (no upper bound when ``high`` is None).
 
+    Out-of-range values are refused, never clamped.
+    """
+    expected = f"an integer >= {low}" if high is None else f"an integer from {low} to {high}"
 
-def nonnegative_float(text: str) -> float:
-    """argparse type: a finite float >= 0 (loss weights)."""
-    value = finite_float(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a finite number >= 0, got {text!r}")
-    return value
-
-
-def int_range(low: int, high: int) -> Callable[[str], int]:
-    """argparse type factory: an integer in [low, high]; out-of-range values are refused, never clamped."""
     def parse(text: str) -> int:
         value = _int(text)
-        if not low <= value <= high:
-            raise argparse.ArgumentTypeError(f"expected an integer from {low} to {high}, got {text!r}")
+        if value < low or (high is not None and value > high):
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}")
         return value
 
-    parse.__name__ = f"int_{low}_{high}"
+    parse.__name__ = name or f"int_{low}_{high}"
     return parse
 
 
-def float_range(low: float, high: float, low_open: bool = False) -> Callable[[str], float]:
-    """argparse type factory: a finite float in [low, high] (or (low, high] with ``low_open``)."""
+def float_range(low: float, high: float | None = None, low_open: bool = False,
+                name: str | None = None) -> Callable[[str], float]:
+    """argparse type factory: a finite float in [low, high], or (low, high] with ``low_open`` (no upper
+    bound when ``high`` is None). Out-of-range values are refused, never clamped."""
+    if high is None:
+        expected = f"a finite number {'>' if low_open else '>='} {low:g}"
+    else:
+        expected = f"a finite number in {'(' if low_open else '['}{low:g}, {high:g}]"
+
     def parse(text: str) -> float:
         value = finite_float(text)
-        if not (low < value if low_open else low <= value) or value > high:
-            interval = f"{'(' if low_open else '['}{low:g}, {high:g}]"
-            raise argparse.ArgumentTypeError(f"expected a number in {interval}, got {text!r}")
+        if value < low or (low_open and value == low) or (high is not None and value > high):
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}")
         return value
 
-    parse.__name__ = f"float_{low:g}_{high:g}"
+    parse.__name__ = name or f"float_{low:g}_{high}"
     return parse
+
+
+# The argparse types of counts, learning rates and loss weights.
+positive_int = int_range(1, name="positive_int")
+nonnegative_int = int_range(0, name="nonnegative_int")
+positive_float = float_range(0, low_open=True, name="positive_float")
+nonnegative_float = float_range(0, name="nonnegative_float")
 
 
 # ---------------------------------------------------------------- shared options

@@ -364,7 +364,7 @@ def test_search_on_tracking_data_writes_a_mask_that_fits(tmp_path):
     ("--workers", "-2", "--workers: expected an integer >= 0"),
     ("--threads", "-1", "--threads: expected an integer >= 0"),
     ("--device", "banana", "unknown device 'banana'"),
-    ("--width", "1e6", "--width: expected a number in (0, 4]"),
+    ("--width", "1e6", "--width: expected a finite number in (0, 4]"),
     ("--width", "nan", "--width: expected a finite number"),
     ("--input-size", "100000", "--input-size: expected an integer from 1 to 512"),
     ("--batch-size", "0", "--batch-size: expected an integer from 1 to 1024"),
