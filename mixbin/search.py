@@ -84,7 +84,7 @@ def mixbin_search(task: Task, model: nn.Module, costs: UnitCosts, target: float,
     n = settings.iterations
     model.train()
     task_loss = float("nan")
-    bar = tqdm(range(n), desc="mixbin search", dynamic_ncols=True, leave=False)
+    bar = tqdm(range(n), desc="mixbin search", dynamic_ncols=True, leave=False, disable=None)  # terminal only
     try:
         for step in bar:
             progress = step / max(n - 1, 1)
