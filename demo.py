@@ -378,11 +378,25 @@ def video_sink(path: str | Path, fps: float, size: tuple[int, int]) -> Iterator[
 @contextmanager
 def boxes_sink(path: str | Path) -> Iterator[Callable[[np.ndarray], None]]:
     """Write one ``x,y,w,h`` line per frame to ``path``, atomically; a failed write is one line."""
-    try:
-        with atomic_path(path) as tmp, tmp.open("w", encoding="utf-8") as f:
-            yield lambda box: f.write(",".join(f"{float(v):.2f}" for v in box) + "\n")
-    except OSError as err:
-        raise UsageError(f"writing {path} failed: {err.strerror or err}; nothing was written") from None
+    def failed(err: OSError) -> UsageError:
+        return UsageError(f"writing {path} failed: {err.strerror or err}; nothing was written")
+
+    with atomic_path(path) as tmp:
+        f = tmp.open("w", encoding="utf-8")
+
+        def write(box) -> None:
+            try:
+                f.write(",".join(f"{float(v):.2f}" for v in box) + "\n")
+            except OSError as err:
+                raise failed(err) from None
+
+        try:
+            yield write
+        finally:
+            try:
+                f.close()
+            except OSError as err:
+                raise failed(err) from None
 
 
 @contextmanager

@@ -1,10 +1,12 @@
 """demo.py: headless and windowed runs on the real demo clips, outputs, keys, and every bad input."""
+import errno
 import os
 import select
 import shutil
 import signal
 import subprocess
 import sys
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -13,7 +15,7 @@ from conftest import REPO, VIDEOS, needs_shared
 from test_zoo import make_zoo
 
 import demo
-from backbones.cli import run_cli
+from backbones.cli import UsageError, run_cli
 
 BAG, BAG_INIT, BAG_FRAMES = VIDEOS / "bag.avi", "292,128,146,132", 196
 TENNIS, TENNIS_INIT = VIDEOS / "tennis", "305,110,165,252"
@@ -298,6 +300,24 @@ def test_a_full_disk_while_writing_the_video_is_one_line_and_renames_nothing(tmp
                                "--output", str(out / "o.mp4"), "--save-boxes", str(out / "b.txt")])
     assert "writing video" in line and "of 5 frames" in line and "disk full" in line
     assert not any(out.iterdir())  # neither the broken video nor the boxes, and no temporary
+
+
+class FullDiskFile:
+    """A text file on a full disk."""
+
+    def write(self, text):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    def close(self):
+        pass
+
+
+def test_a_full_disk_while_writing_boxes_is_one_line_and_leaves_nothing(tmp_path, monkeypatch):
+    monkeypatch.setattr(Path, "open", lambda self, *args, **kwargs: FullDiskFile())
+    with pytest.raises(UsageError, match="b.txt failed: No space left on device"):
+        with demo.boxes_sink(tmp_path / "b.txt") as write:
+            write([1, 2, 3, 4])
+    assert list(tmp_path.iterdir()) == []
 
 
 def start_demo(tmp_path, zoo, argv):
