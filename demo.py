@@ -221,15 +221,21 @@ def _natural_key(path: Path) -> list:
     return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", path.name)]
 
 
-def _open_capture(target: str | int) -> cv2.VideoCapture:
-    """``cv2.VideoCapture`` with OpenCV's and FFmpeg's own warnings silenced (we report one line)."""
+def _quiet_video(make: Callable, *args) -> object:
+    """``make(*args)`` (a capture or a writer) with OpenCV's and FFmpeg's own messages silenced: we report
+    one line. FFmpeg reads its level when first used, so every video object is made through here."""
     os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
     level = cv2.utils.logging.getLogLevel()
     cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
     try:
-        return cv2.VideoCapture(target)
+        return make(*args)
     finally:
         cv2.utils.logging.setLogLevel(level)
+
+
+def _open_capture(target: str | int) -> cv2.VideoCapture:
+    """``cv2.VideoCapture`` of a file or a webcam, quietly."""
+    return _quiet_video(cv2.VideoCapture, target)
 
 
 def list_images(folder: str | Path) -> list[Path]:
@@ -355,7 +361,7 @@ def video_sink(path: str | Path, fps: float, size: tuple[int, int]) -> Iterator[
     renamed into place only when it holds every frame.
     """
     with atomic_path(path) as tmp:
-        writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*"mp4v"), fps, size)
+        writer = _quiet_video(cv2.VideoWriter, str(tmp), cv2.VideoWriter_fourcc(*"mp4v"), fps, size)
         written = 0
 
         def write(frame: np.ndarray) -> None:
