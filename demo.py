@@ -300,8 +300,12 @@ def draw_overlay(frame: np.ndarray, box, info: Overlay) -> np.ndarray:
     scale = max(0.7, min(1.5, out.shape[1] / 640))
     thick = max(1, round(2 * scale))
     colour = RED if info.lost else GREEN
-    x, y, bw, bh = (round(float(v)) for v in box)
-    cv2.rectangle(out, (x, y), (x + bw, y + bh), colour, thick)
+    h, w = out.shape[:2]
+    x0, y0, bw, bh = (float(v) for v in box)
+    # a box far outside the frame is drawn clipped (OpenCV takes 32-bit coordinates)
+    x, y, x1, y1 = (round(min(max(v, -limit), 2 * limit)) for v, limit in
+                    ((x0, w), (y0, h), (x0 + bw, w), (y0 + bh, h)))
+    cv2.rectangle(out, (x, y), (x1, y1), colour, thick)
     if info.lost:
         cv2.putText(out, "LOST?", (max(0, x), max(int(20 * scale), y - 6)), cv2.FONT_HERSHEY_SIMPLEX,
                     0.8 * scale, RED, thick, cv2.LINE_AA)

@@ -32,8 +32,9 @@ class ArgumentParser(argparse.ArgumentParser):
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        # A value such as "-50,100,100,100" (a box with a negative x) is a value, not an option.
-        self._negative_number_matcher = re.compile(r"^-\d*\.?\d+([,\s][-+\d.eE,\s]*)?$")
+        # A value such as "-50,100,100,100" (a box with a negative x) or "-1e-3" is a value, not an option.
+        self._negative_number_matcher = re.compile(
+            r"^-(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?([,\s][-+\d.eE,\s]*)?$")
 
     def error(self, message: str) -> None:  # type: ignore[override]
         raise UsageError(message)

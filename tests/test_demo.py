@@ -262,6 +262,14 @@ def test_negative_x_in_init_is_a_box_not_an_option(tmp_path, capsys):
     assert read_boxes(boxes)[0].tolist() == [-10, 40, 50, 24]
 
 
+def test_a_huge_or_exponent_written_init_box_runs(tmp_path, capsys):
+    frames = square_frames(tmp_path / "frames", n=3)
+    for init in ("0,0,1e30,5", "-1e9,0,2e9,10", "-1e-3,40,50,24"):
+        boxes = tmp_path / "b.txt"
+        run_ok(capsys, ["--images", str(frames), "--init", init, "--save-boxes", str(boxes)])
+        np.testing.assert_allclose(read_boxes(boxes)[0], [float(v) for v in init.split(",")], atol=0.005)
+
+
 def test_save_boxes_onto_the_video_leaves_the_video(tmp_path, capsys):
     video = tmp_path / "clip.avi"
     shutil.copy(BAG, video) if BAG.is_file() else video.write_bytes(b"a video")
