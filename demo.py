@@ -121,6 +121,9 @@ def check_outputs(args: argparse.Namespace, inputs: list[Path]) -> None:
 
     Temporaries a killed earlier run left beside them are removed.
     """
+    for option, name in (("--output", args.output), ("--save-boxes", args.save_boxes)):
+        if name == "":
+            raise UsageError(f"{option}: the path is empty")
     if args.output and Path(args.output).suffix.lower() not in VIDEO_SUFFIXES:
         raise UsageError(f"--output {args.output} must end in one of {', '.join(VIDEO_SUFFIXES)}")
     if args.output and args.save_boxes:

@@ -103,6 +103,10 @@ nonnegative_float = float_range(0, name="nonnegative_float")
 
 # ---------------------------------------------------------------- shared options
 
+MAX_THREADS = 1024  # more would only spawn idle threads
+MAX_WORKERS = 256  # worker processes; more is a fork bomb, not a data loader
+MAX_SEED = 2**32 - 1  # numpy's seeds are 32-bit
+
 def add_device_arg(parser: argparse.ArgumentParser, default: str = "auto") -> None:
     """--device auto|cpu|cuda|cuda:N, resolved by ``resolve_device``."""
     parser.add_argument("--device", default=default, type=_device_spec, metavar="DEVICE",
@@ -138,7 +142,7 @@ def resolve_device(spec: str | torch.device = "auto") -> torch.device:
 
 def add_threads_arg(parser: argparse.ArgumentParser) -> None:
     """--threads N (0 = torch's default), applied by ``apply_threads``."""
-    parser.add_argument("--threads", type=nonnegative_int, default=0, metavar="N",
+    parser.add_argument("--threads", type=int_range(0, MAX_THREADS), default=0, metavar="N",
                         help="torch CPU threads (default 0 = torch's choice; 1 is steadier on a busy "
                              "machine)")
 
@@ -153,14 +157,14 @@ def apply_threads(threads: int) -> None:
 
 def add_workers_arg(parser: argparse.ArgumentParser, default: int = 0) -> None:
     """--workers N: data-loading worker processes."""
-    parser.add_argument("--workers", type=nonnegative_int, default=default, metavar="N",
+    parser.add_argument("--workers", type=int_range(0, MAX_WORKERS), default=default, metavar="N",
                         help=f"data-loading worker processes (default {default}; 0 loads in the main "
                              "process)")
 
 
 def add_seed_arg(parser: argparse.ArgumentParser, default: int = 0) -> None:
     """--seed S: the seed of everything random."""
-    parser.add_argument("--seed", type=nonnegative_int, default=default, metavar="S",
+    parser.add_argument("--seed", type=int_range(0, MAX_SEED), default=default, metavar="S",
                         help=f"seed of everything random (default {default})")
 
 

@@ -360,9 +360,11 @@ def test_search_on_tracking_data_writes_a_mask_that_fits(tmp_path):
 
 @pytest.mark.parametrize("option, value, expected", [
     ("--lr", "-1", "--lr: expected a finite number > 0"),
-    ("--seed", "-1", "--seed: expected an integer >= 0"),
-    ("--workers", "-2", "--workers: expected an integer >= 0"),
-    ("--threads", "-1", "--threads: expected an integer >= 0"),
+    ("--seed", "-1", "--seed: expected an integer from 0 to 4294967295"),
+    ("--seed", "4294967296", "--seed: expected an integer from 0 to 4294967295"),
+    ("--workers", "-2", "--workers: expected an integer from 0 to 256"),
+    ("--workers", "100000", "--workers: expected an integer from 0 to 256"),
+    ("--threads", "-1", "--threads: expected an integer from 0 to 1024"),
     ("--device", "banana", "unknown device 'banana'"),
     ("--width", "1e6", "--width: expected a finite number in (0, 4]"),
     ("--width", "nan", "--width: expected a finite number"),
