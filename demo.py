@@ -135,8 +135,10 @@ def check_outputs(args: argparse.Namespace, inputs: list[Path]) -> None:
 
 def run_inputs(args: argparse.Namespace, checkpoint: Path) -> list[Path]:
     """Every file this run reads: the video or the frames, the checkpoint and its sidecar."""
+    from tracker.checkpoint import sidecar_path
+
     found = [Path(args.video)] if args.video else list_images(args.images) if args.images else []
-    return [*found, checkpoint, checkpoint.with_suffix(".json")]
+    return [*found, checkpoint, sidecar_path(checkpoint)]
 
 
 def resolve_checkpoint(args: argparse.Namespace) -> Path:

@@ -304,7 +304,11 @@ def main(argv: list[str] | None = None) -> int:
     duplicate = next((n for n in names if names.count(n) > 1), None)
     if duplicate:
         raise UsageError(f"tracker name {duplicate!r} given twice: name them with NAME=PATH")
-    checkpoints = [p for _, path in specs if path for p in (path, Path(path).with_suffix(".json"))]
+    checkpoints = [path for _, path in specs if path]
+    if checkpoints:
+        from tracker.checkpoint import sidecar_path  # torch: only when there is a model to run
+
+        checkpoints += [sidecar_path(path) for path in checkpoints]
     check_out_dir(Path(args.out), inputs=[args.data, args.split, *checkpoints])
     sequences = load_sequences(args.data, args.split)
     check_sequences(sequences)

@@ -35,6 +35,7 @@ from mixbin.checkpoint import load_weights, read_checkpoint, save_checkpoint
 from mixbin.finetune import DEFAULT_FINETUNE_ITERATIONS, DEFAULT_LR, finetune
 from mixbin.select import check_reachable
 from mixbin.task import TASKS, Task, make_task
+from tracker.checkpoint import sidecar_path
 
 # Far beyond any useful network, short of sizes that would try to allocate terabytes.
 MAX_WIDTH = 4.0
@@ -104,7 +105,7 @@ def add_lr_arg(parser: argparse.ArgumentParser) -> None:
 
 def checkpoint_files(path: str | Path | None) -> list[Path]:
     """A checkpoint's two files (``NAME.safetensors`` and its ``NAME.json`` sidecar), or [] for None."""
-    return [] if path is None else [Path(path), Path(path).with_suffix(".json")]
+    return [] if path is None else [Path(path), sidecar_path(path)]
 
 
 def check_init_from(path: str | None, backbone: str, width: float, same_width: bool = True) -> None:
