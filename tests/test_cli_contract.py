@@ -98,7 +98,7 @@ def bad_values(parser: argparse.ArgumentParser) -> list[list[str]]:
                 break
             try:
                 action.type(value)
-            except (argparse.ArgumentTypeError, ValueError, TypeError, OSError):
+            except Exception:  # noqa: BLE001 - any refusal counts: argparse or run_cli reports it
                 found.append([action.option_strings[-1], value])
                 break
     return found

@@ -322,9 +322,9 @@ class FullDiskFile:
 
 def test_a_full_disk_while_writing_boxes_is_one_line_and_leaves_nothing(tmp_path, monkeypatch):
     monkeypatch.setattr(Path, "open", lambda self, *args, **kwargs: FullDiskFile())
-    with pytest.raises(UsageError, match="b.txt failed: No space left on device"):
-        with demo.boxes_sink(tmp_path / "b.txt") as write:
-            write([1, 2, 3, 4])
+    with pytest.raises(UsageError, match="b.txt failed: No space left on device"), \
+            demo.boxes_sink(tmp_path / "b.txt") as write:
+        write([1, 2, 3, 4])
     assert list(tmp_path.iterdir()) == []
 
 
