@@ -385,7 +385,7 @@ def test_out_of_range_options_are_refused_not_clamped(tmp_path, capsys, option, 
 
 def test_init_from_another_width_or_backbone_is_one_line_before_work(tmp_path, capsys):
     model = build_classifier("resnet", 10, 0.25)
-    save_checkpoint(model, tmp_path / "fp.safetensors", uniform_mask("resnet", 0.25, "fp"), {})
+    save_checkpoint(tmp_path / "fp.safetensors", model, uniform_mask("resnet", 0.25, "fp"), {})
     ckpt = str(tmp_path / "fp.safetensors")
     common = ["--data", str(tmp_path / "no-data"), "--budget", "0.5", "--init-from", ckpt,
               "--out", str(tmp_path / "m.json")]
