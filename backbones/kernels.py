@@ -1,0 +1,219 @@
+"""Packed XNOR-popcount kernels: the C extension's dispatch paths and a pure-PyTorch fallback.
+
+Bit convention (bitops.c): a set bit is a negative value (``!(x >= 0)``, so sign(0) = +1); unused tail
+bits are 0 in inputs and weights, so ``dot = K - 2 * popcount(x ^ w)`` never counts them.
+``B2TRACK_KERNEL=avx512|avx2|portable|torch`` forces a path; by default the fastest the CPU runs.
+"""
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass
+
+import torch
+
+from backbones.cli import UsageError
+
+try:
+    from backbones import _bitops
+except ImportError:  # no compiler at install time: the torch fallback serves
+    _bitops = None
+
+PATH_IDS = {"portable": 0, "avx2": 1, "avx512": 2}
+PATHS = ("avx512", "avx2", "portable", "torch")
+ENV = "B2TRACK_KERNEL"
+_warned = False
+
+
+class KernelError(UsageError):
+    """A kernel path that this CPU or this build cannot run."""
+
+
+def available_paths() -> list[str]:
+    """The paths this CPU and build run, fastest first (``torch`` always)."""
+    native = [p for p in PATHS[:3] if _bitops is not None and _bitops.supported(PATH_IDS[p])]
+    return [*native, "torch"]
+
+
+def resolve_path(name: str | None = None) -> str:
+    """The path to use: ``name``, else ``$B2TRACK_KERNEL``, else the fastest available."""
+    global _warned
+    name = name or os.environ.get(ENV) or None
+    available = available_paths()
+    if name is None:
+        if _bitops is None and not _warned:
+            print("warning: b2track's C kernels are not built; using the slower PyTorch packed fallback",
+                  file=sys.stderr)
+            _warned = True
+        return available[0]
+    if name not in available:
+        kind = "unknown kernel path" if name not in PATHS else "kernel path not available on this CPU/build"
+        raise KernelError(f"{ENV}={name}: {kind}; available: {', '.join(available)}")
+    return name
+
+
+def words(bits: int) -> int:
+    """64-bit words holding ``bits`` bits."""
+    return (bits + 63) // 64
+
+
+# ---- sign packing ----
+
+_SHIFTS = torch.arange(64, dtype=torch.int64)
+
+
+def pack_torch(x: torch.Tensor, groups: int) -> torch.Tensor:
+    """Pure-PyTorch sign packing: NCHW float (any layout) -> [N, H, W, G, Wg] int64 words."""
+    n, c, h, w = x.shape
+    cg = c // groups
+    wg = words(cg)
+    neg = (~(x >= 0)).permute(0, 2, 3, 1).reshape(n, h, w, groups, cg).to(torch.int64)
+    neg = torch.nn.functional.pad(neg, (0, wg * 64 - cg)).reshape(n, h, w, groups, wg, 64)
+    return (neg << _SHIFTS).sum(-1)  # distinct bits: the sum is the OR (bit 63 wraps to the sign bit)
+
+
+def pack(x: torch.Tensor, groups: int, path: str, threads: int) -> torch.Tensor:
+    """Sign-pack a float NCHW tensor whose memory is NHWC-strided (channel stride 1) on a C path."""
+    if path == "torch":
+        return pack_torch(x, groups)
+    n, c, h, w = x.shape
+    _check_float_nhwc(x, "pack input")
+    wg = words(c // groups)
+    out = torch.empty((n, h, w, groups, wg), dtype=torch.int64)
+    sn, _, sh, sw = x.stride()
+    _bitops.pack(threads, x.data_ptr(), n, h, w, c, sn, sh, sw, out.data_ptr(), groups, wg)
+    return out
+
+
+def _check_float_nhwc(x: torch.Tensor, what: str) -> None:
+    if x.dtype != torch.float32 or x.device.type != "cpu" or x.stride(1) != 1:
+        raise ValueError(f"{what} must be a CPU float32 tensor in channels_last layout")
+
+
+# ---- convolution ----
+
+@dataclass
+class PackedWeights:
+    """Binary weights packed once: [Cout, kh, kw, Wg] int64 words, with the geometry the kernel needs."""
+
+    words: torch.Tensor
+    groups: int
+    kernel: tuple[int, int]
+    kvalid: int  # valid bits per output: Cin / groups * kh * kw
+
+    @property
+    def out_channels(self) -> int:
+        return self.words.shape[0]
+
+
+def pack_weights(weight: torch.Tensor, groups: int) -> PackedWeights:
+    """Pack sign(W) (sign(0) = +1) of a [Cout, Cin/groups, kh, kw] weight."""
+    cout, cg, kh, kw = weight.shape
+    packed = pack_torch(weight.detach().float().reshape(cout, cg, kh, kw).contiguous(), 1)  # [Cout, kh, kw, 1, Wg]
+    return PackedWeights(packed.reshape(cout, kh, kw, -1).contiguous(), groups, (kh, kw), cg * kh * kw)
+
+
+_POPCOUNT8 = torch.tensor([bin(i).count("1") for i in range(256)], dtype=torch.int64)
+
+
+def _popcount_torch(v: torch.Tensor) -> torch.Tensor:
+    """Popcount of each int64 word (byte table), summed over the last dim."""
+    return _POPCOUNT8[v.contiguous().view(torch.uint8).to(torch.int64)].sum(-1)
+
+
+def conv_torch(xp: torch.Tensor, pw: PackedWeights, stride: tuple[int, int]) -> torch.Tensor:
+    """Pure-PyTorch packed convolution: [N, H, W, G, Wg] words -> [N, OH, OW, Cout] int32 dot products."""
+    kh, kw = pw.kernel
+    g = pw.groups
+    og = pw.out_channels // g
+    cols = xp.unfold(1, kh, stride[0]).unfold(2, kw, stride[1])  # [N, OH, OW, G, Wg, kh, kw]
+    n, oh, ow = cols.shape[:3]
+    cols = cols.permute(0, 1, 2, 3, 5, 6, 4).reshape(n * oh * ow, g, 1, -1)
+    wts = pw.words.reshape(g, og, -1)
+    out = torch.empty((n * oh * ow, g, og), dtype=torch.int64)
+    step = max(1, 2 ** 20 // max(1, g * og * wts.shape[-1]))
+    for i in range(0, cols.shape[0], step):
+        out[i:i + step] = _popcount_torch(cols[i:i + step] ^ wts)
+    return (pw.kvalid - 2 * out).to(torch.int32).reshape(n, oh, ow, g * og)
+
+
+@dataclass
+class Epilogue:
+    """Float epilogue: out = scale * (dot - corr) + shift [+ residual], optionally also sign-packed."""
+
+    scale: torch.Tensor
+    shift: torch.Tensor
+    residual: torch.Tensor | None = None  # NCHW view with NHWC strides, already cropped to the output
+    pack_groups: int = 0  # > 0: also return the output sign-packed with this many groups
+
+
+def conv(xp: torch.Tensor, pw: PackedWeights, stride: tuple[int, int], path: str, threads: int,
+         corr: torch.Tensor | None = None, epilogue: Epilogue | None = None):
+    """Packed convolution of padded packed input ``xp`` [N, H, W, G, Wg].
+
+    Without ``epilogue``: int32 dot products [N, OH, OW, Cout]. With one: the float output as an NCHW
+    tensor in channels_last memory, and its packed signs (or None) when ``epilogue.pack_groups``.
+    ``corr`` [OH, OW, Cout] int32 is subtracted from every dot (exact padding).
+    """
+    if path == "torch":
+        return _conv_torch_epilogue(xp, pw, stride, corr, epilogue)
+    n, h, w, g, wg = xp.shape
+    kh, kw = pw.kernel
+    oh, ow = (h - kh) // stride[0] + 1, (w - kw) // stride[1] + 1
+    cout = pw.out_channels
+    if g != pw.groups or pw.words.shape[-1] != wg or oh < 1 or ow < 1:
+        raise ValueError(f"packed input {tuple(xp.shape)} does not fit weights {tuple(pw.words.shape)}")
+    corr_ptr = _ptr(corr, torch.int32, (oh, ow, cout))
+    if epilogue is None:
+        out = torch.empty((n, oh, ow, cout), dtype=torch.int32)
+        _call_conv(path, threads, xp, pw, n, h, w, g, wg, stride, oh, ow, corr_ptr, out.data_ptr(),
+                   0, 0, 0, (0, 0, 0, 0), (0, 0, 0))
+        return out
+    out = torch.empty((n, cout, oh, ow), memory_format=torch.channels_last)
+    res = epilogue.residual
+    res_args = (0, 0, 0, 0)
+    if res is not None:
+        _check_float_nhwc(res, "residual")
+        if tuple(res.shape) != (n, cout, oh, ow):
+            raise ValueError(f"residual {tuple(res.shape)} does not match output {(n, cout, oh, ow)}")
+        res_args = (res.data_ptr(), res.stride(0), res.stride(2), res.stride(3))
+    packed, pack_args = None, (0, 0, 0)
+    if epilogue.pack_groups:
+        pg = epilogue.pack_groups
+        packed = torch.empty((n, oh, ow, pg, words(cout // pg)), dtype=torch.int64)
+        pack_args = (packed.data_ptr(), pg, packed.shape[-1])
+    _call_conv(path, threads, xp, pw, n, h, w, g, wg, stride, oh, ow, corr_ptr, 0, out.data_ptr(),
+               _ptr(epilogue.scale, torch.float32, (cout,)), _ptr(epilogue.shift, torch.float32, (cout,)),
+               res_args, pack_args)
+    return out, packed
+
+
+def _ptr(t: torch.Tensor | None, dtype: torch.dtype, shape: tuple[int, ...]) -> int:
+    if t is None:
+        return 0
+    if t.dtype != dtype or tuple(t.shape) != shape or not t.is_contiguous():
+        raise ValueError(f"kernel argument must be a contiguous {dtype} tensor of shape {shape}")
+    return t.data_ptr()
+
+
+def _call_conv(path, threads, xp, pw, n, h, w, g, wg, stride, oh, ow, corr, out_int, out, scale, shift,
+               res_args, pack_args) -> None:
+    if xp.dtype != torch.int64 or not xp.is_contiguous():
+        raise ValueError("packed input must be a contiguous int64 tensor")
+    kh, kw = pw.kernel
+    _bitops.conv(PATH_IDS[path], threads, xp.data_ptr(), pw.words.data_ptr(), n, h, w, g, wg,
+                 pw.out_channels // g, kh, kw, stride[0], stride[1], oh, ow, pw.kvalid, corr, out_int, out,
+                 scale, shift, *res_args, *pack_args)
+
+
+def _conv_torch_epilogue(xp, pw, stride, corr, epilogue):
+    dots = conv_torch(xp, pw, stride)
+    if corr is not None:
+        dots = dots - corr
+    if epilogue is None:
+        return dots
+    out = (epilogue.scale * dots.float() + epilogue.shift).permute(0, 3, 1, 2)
+    if epilogue.residual is not None:
+        out = out + epilogue.residual
+    out = out.contiguous(memory_format=torch.channels_last)
+    return out, (pack_torch(out, epilogue.pack_groups) if epilogue.pack_groups else None)
