@@ -11,6 +11,7 @@ import sys
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 
 from backbones.cli import UsageError
 
@@ -68,7 +69,7 @@ def pack_torch(x: torch.Tensor, groups: int) -> torch.Tensor:
     cg = c // groups
     wg = words(cg)
     neg = (~(x >= 0)).permute(0, 2, 3, 1).reshape(n, h, w, groups, cg).to(torch.int64)
-    neg = torch.nn.functional.pad(neg, (0, wg * 64 - cg)).reshape(n, h, w, groups, wg, 64)
+    neg = F.pad(neg, (0, wg * 64 - cg)).reshape(n, h, w, groups, wg, 64)
     return (neg << _SHIFTS).sum(-1)  # distinct bits: the sum is the OR (bit 63 wraps to the sign bit)
 
 
@@ -81,7 +82,7 @@ def pack(x: torch.Tensor, groups: int, path: str, threads: int) -> torch.Tensor:
     wg = words(c // groups)
     out = torch.empty((n, h, w, groups, wg), dtype=torch.int64)
     sn, _, sh, sw = x.stride()
-    _bitops.pack(threads, x.data_ptr(), n, h, w, c, sn, sh, sw, out.data_ptr(), groups, wg)
+    _bitops.pack(PATH_IDS[path], threads, x.data_ptr(), n, h, w, c, sn, sh, sw, out.data_ptr(), groups, wg)
     return out
 
 
@@ -92,18 +93,36 @@ def _check_float_nhwc(x: torch.Tensor, what: str) -> None:
 
 # ---- convolution ----
 
+BLOCK = 16  # output channels per SIMD block (bitops.c)
+
+
 @dataclass
 class PackedWeights:
-    """Binary weights packed once: [Cout, kh, kw, Wg] int64 words, with the geometry the kernel needs."""
+    """Binary weights packed once: [Cout, kh, kw, Wg] int64 words, with the geometry the kernel needs.
+
+    ``blocked`` is the SIMD paths' copy: [G, ceil(Og / 16), K, 16] words, zero-filled past Og.
+    """
 
     words: torch.Tensor
     groups: int
     kernel: tuple[int, int]
     kvalid: int  # valid bits per output: Cin / groups * kh * kw
+    blocked: torch.Tensor | None = None
+
+    def __post_init__(self) -> None:
+        g, cout = self.groups, self.words.shape[0]
+        og, k = cout // g, self.words[0].numel()
+        nb = -(-og // BLOCK)
+        grouped = F.pad(self.words.reshape(g, og, k), (0, 0, 0, nb * BLOCK - og))
+        self.blocked = grouped.reshape(g, nb, BLOCK, k).transpose(2, 3).contiguous()
 
     @property
     def out_channels(self) -> int:
         return self.words.shape[0]
+
+    def for_path(self, path: str) -> torch.Tensor:
+        """The layout the kernel of ``path`` reads."""
+        return self.words if path == "portable" else self.blocked
 
 
 def pack_weights(weight: torch.Tensor, groups: int) -> PackedWeights:
@@ -201,7 +220,7 @@ def _call_conv(path, threads, xp, pw, n, h, w, g, wg, stride, oh, ow, corr, out_
     if xp.dtype != torch.int64 or not xp.is_contiguous():
         raise ValueError("packed input must be a contiguous int64 tensor")
     kh, kw = pw.kernel
-    _bitops.conv(PATH_IDS[path], threads, xp.data_ptr(), pw.words.data_ptr(), n, h, w, g, wg,
+    _bitops.conv(PATH_IDS[path], threads, xp.data_ptr(), pw.for_path(path).data_ptr(), n, h, w, g, wg,
                  pw.out_channels // g, kh, kw, stride[0], stride[1], oh, ow, pw.kvalid, corr, out_int, out,
                  scale, shift, *res_args, *pack_args)
 

@@ -4,7 +4,8 @@
  * (!(x >= 0), so sign(0) = +1 and NaN counts as -1, as the float path does). Unused tail bits are 0
  * in inputs and weights, so XOR never counts them: dot = K - 2 * popcount(x ^ w).
  * Layouts: packed activations [N, H, W, G, Wg] uint64; packed weights [Cout, kh, kw, Wg] uint64
- * (output channel o belongs to group o / Og); float tensors NHWC with channel stride 1.
+ * (output channel o belongs to group o / Og) on the portable path, blocked [G][ceil(Og/16)][K][16] on
+ * the SIMD paths (64-bit lanes are output channels, so no horizontal sums); float tensors NHWC with channel stride 1.
  * Dispatch: one function per path, each compiled with its own target attribute, so the file builds
  * with default flags; the caller picks the path and this file checks the CPU supports it.
  * Threads: OpenMP over output rows (the caller passes torch.get_num_threads()).
@@ -26,7 +27,7 @@ enum { PATH_PORTABLE = 0, PATH_AVX2 = 1, PATH_AVX512 = 2 };
 
 typedef struct {
     const uint64_t *x;      /* packed input [N, H, W, G, Wg] (already spatially padded) */
-    const uint64_t *w;      /* packed weights [Cout, kh, kw, Wg] */
+    const uint64_t *w;      /* packed weights, natural or blocked (see above) */
     int64_t n, h, wd, g, wg; /* input dims */
     int64_t og, kh, kw, sy, sx, oh, ow;
     int64_t kvalid;         /* valid bits per output (Cg * kh * kw) */
@@ -40,103 +41,7 @@ typedef struct {
     int64_t g2, wg2;
 } conv_args;
 
-/* ---- popcount dot products: sum over k of popcount(a[k] ^ b[k]) ---- */
-
-static inline int64_t dot_portable(const uint64_t *a, const uint64_t *b, int64_t k) {
-    int64_t s = 0;
-    for (int64_t i = 0; i < k; i++) s += __builtin_popcountll(a[i] ^ b[i]);
-    return s;
-}
-
-#ifdef B2_X86
-__attribute__((target("popcnt")))
-static inline int64_t dot_popcnt(const uint64_t *a, const uint64_t *b, int64_t k) {
-    int64_t s = 0;
-    for (int64_t i = 0; i < k; i++) s += __builtin_popcountll(a[i] ^ b[i]);
-    return s;
-}
-
-__attribute__((target("avx2,popcnt")))
-static inline __m256i popcnt_bytes_avx2(__m256i v) {
-    const __m256i lut = _mm256_setr_epi8(0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4,
-                                         0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4);
-    const __m256i low = _mm256_set1_epi8(0x0f);
-    __m256i lo = _mm256_and_si256(v, low);
-    __m256i hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), low);
-    return _mm256_add_epi8(_mm256_shuffle_epi8(lut, lo), _mm256_shuffle_epi8(lut, hi));
-}
-
-__attribute__((target("avx2,popcnt")))
-static inline int64_t hsum_avx2(__m256i v) {
-    __m128i s = _mm_add_epi64(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
-    return _mm_cvtsi128_si64(s) + _mm_extract_epi64(s, 1);
-}
-
-/* Four output channels against one im2col row: byte counters flushed every 31 vectors (8 * 31 < 256). */
-__attribute__((target("avx2,popcnt")))
-static void dot4_avx2(const uint64_t *a, const uint64_t *b, int64_t stride, int64_t k, int64_t *out) {
-    const __m256i zero = _mm256_setzero_si256();
-    __m256i t0 = zero, t1 = zero, t2 = zero, t3 = zero;
-    int64_t nv = k / 4, i = 0;
-    while (i < nv) {
-        int64_t end = i + 31 < nv ? i + 31 : nv;
-        __m256i c0 = zero, c1 = zero, c2 = zero, c3 = zero;
-        for (; i < end; i++) {
-            __m256i x = _mm256_loadu_si256((const __m256i *)(a + 4 * i));
-            c0 = _mm256_add_epi8(c0, popcnt_bytes_avx2(_mm256_xor_si256(x, _mm256_loadu_si256((const __m256i *)(b + 4 * i)))));
-            c1 = _mm256_add_epi8(c1, popcnt_bytes_avx2(_mm256_xor_si256(x, _mm256_loadu_si256((const __m256i *)(b + stride + 4 * i)))));
-            c2 = _mm256_add_epi8(c2, popcnt_bytes_avx2(_mm256_xor_si256(x, _mm256_loadu_si256((const __m256i *)(b + 2 * stride + 4 * i)))));
-            c3 = _mm256_add_epi8(c3, popcnt_bytes_avx2(_mm256_xor_si256(x, _mm256_loadu_si256((const __m256i *)(b + 3 * stride + 4 * i)))));
-        }
-        t0 = _mm256_add_epi64(t0, _mm256_sad_epu8(c0, zero));
-        t1 = _mm256_add_epi64(t1, _mm256_sad_epu8(c1, zero));
-        t2 = _mm256_add_epi64(t2, _mm256_sad_epu8(c2, zero));
-        t3 = _mm256_add_epi64(t3, _mm256_sad_epu8(c3, zero));
-    }
-    out[0] = hsum_avx2(t0); out[1] = hsum_avx2(t1); out[2] = hsum_avx2(t2); out[3] = hsum_avx2(t3);
-    for (int64_t r = 4 * nv; r < k; r++) {
-        uint64_t x = a[r];
-        out[0] += __builtin_popcountll(x ^ b[r]);
-        out[1] += __builtin_popcountll(x ^ b[stride + r]);
-        out[2] += __builtin_popcountll(x ^ b[2 * stride + r]);
-        out[3] += __builtin_popcountll(x ^ b[3 * stride + r]);
-    }
-}
-
-__attribute__((target("avx512f,avx512vpopcntdq,popcnt")))
-static inline int64_t dot_avx512(const uint64_t *a, const uint64_t *b, int64_t k) {
-    __m512i acc = _mm512_setzero_si512();
-    int64_t i = 0;
-    for (; i + 8 <= k; i += 8) {
-        __m512i v = _mm512_xor_si512(_mm512_loadu_si512(a + i), _mm512_loadu_si512(b + i));
-        acc = _mm512_add_epi64(acc, _mm512_popcnt_epi64(v));
-    }
-    if (i < k) {
-        __mmask8 m = (__mmask8)((1u << (k - i)) - 1u);
-        __m512i v = _mm512_xor_si512(_mm512_maskz_loadu_epi64(m, a + i), _mm512_maskz_loadu_epi64(m, b + i));
-        acc = _mm512_add_epi64(acc, _mm512_popcnt_epi64(v));
-    }
-    return _mm512_reduce_add_epi64(acc);
-}
-
-__attribute__((target("avx512f,avx512vpopcntdq,popcnt")))
-static void dot4_avx512(const uint64_t *a, const uint64_t *b, int64_t stride, int64_t k, int64_t *out) {
-    __m512i t0 = _mm512_setzero_si512(), t1 = t0, t2 = t0, t3 = t0;
-    int64_t i = 0;
-    for (; i < k; i += 8) {
-        __mmask8 m = k - i >= 8 ? (__mmask8)0xff : (__mmask8)((1u << (k - i)) - 1u);
-        __m512i x = _mm512_maskz_loadu_epi64(m, a + i);
-        t0 = _mm512_add_epi64(t0, _mm512_popcnt_epi64(_mm512_xor_si512(x, _mm512_maskz_loadu_epi64(m, b + i))));
-        t1 = _mm512_add_epi64(t1, _mm512_popcnt_epi64(_mm512_xor_si512(x, _mm512_maskz_loadu_epi64(m, b + stride + i))));
-        t2 = _mm512_add_epi64(t2, _mm512_popcnt_epi64(_mm512_xor_si512(x, _mm512_maskz_loadu_epi64(m, b + 2 * stride + i))));
-        t3 = _mm512_add_epi64(t3, _mm512_popcnt_epi64(_mm512_xor_si512(x, _mm512_maskz_loadu_epi64(m, b + 3 * stride + i))));
-    }
-    out[0] = _mm512_reduce_add_epi64(t0); out[1] = _mm512_reduce_add_epi64(t1);
-    out[2] = _mm512_reduce_add_epi64(t2); out[3] = _mm512_reduce_add_epi64(t3);
-}
-#endif
-
-/* ---- shared pieces: im2col of one output pixel, epilogue of one output pixel ---- */
+/* ---- shared pieces: im2col of one output pixel, the epilogue, sign packing ---- */
 
 static inline void im2col_pixel(const conv_args *a, int64_t n, int64_t oy, int64_t ox, uint64_t *col) {
     const int64_t pix = a->g * a->wg, kk = a->kh * a->kw * a->wg;
@@ -155,7 +60,7 @@ static inline void im2col_pixel(const conv_args *a, int64_t n, int64_t oy, int64
     }
 }
 
-static inline void pack_values(const float *v, int64_t c, int64_t g, int64_t wg, uint64_t *dst) {
+static inline void pack_scalar(const float *v, int64_t c, int64_t g, int64_t wg, uint64_t *dst) {
     const int64_t cg = c / g;
     for (int64_t gi = 0; gi < g; gi++) {
         const float *src = v + gi * cg;
@@ -168,42 +73,50 @@ static inline void pack_values(const float *v, int64_t c, int64_t g, int64_t wg,
     }
 }
 
-static inline void epilogue_pixel(const conv_args *a, int64_t n, int64_t oy, int64_t ox, const int64_t *pop) {
+/* Scalar epilogue of one output pixel from its popcounts (int32, one per output channel). */
+static inline void epilogue_scalar(const conv_args *a, int64_t n, int64_t oy, int64_t ox, const int32_t *pop,
+                                   int64_t from) {
     const int64_t cout = a->g * a->og, p = (n * a->oh + oy) * a->ow + ox;
     const int32_t *corr = a->corr ? a->corr + (oy * a->ow + ox) * cout : NULL;
     if (a->out_int) {
         int32_t *dst = a->out_int + p * cout;
-        for (int64_t o = 0; o < cout; o++) dst[o] = (int32_t)(a->kvalid - 2 * pop[o] - (corr ? corr[o] : 0));
+        for (int64_t o = from; o < cout; o++) dst[o] = (int32_t)(a->kvalid - 2 * pop[o] - (corr ? corr[o] : 0));
         return;
     }
     float *dst = a->out + p * cout;
     const float *res = a->res ? a->res + n * a->rsn + oy * a->rsh + ox * a->rsw : NULL;
-    for (int64_t o = 0; o < cout; o++) {
+    for (int64_t o = from; o < cout; o++) {
         float d = (float)(a->kvalid - 2 * pop[o] - (corr ? corr[o] : 0));
         float v = a->scale[o] * d + a->shift[o];
         dst[o] = res ? v + res[o] : v;
     }
-    if (a->pout) pack_values(dst, cout, a->g2, a->wg2, a->pout + p * a->g2 * a->wg2);
 }
 
-/* One conv per path: rows of output pixels split over threads; dots four channels at a time. */
-#define DEFINE_CONV(NAME, ATTR, DOT1, DOT4)                                                        \
+static inline void pack_output_scalar(const conv_args *a, int64_t n, int64_t oy, int64_t ox) {
+    const int64_t cout = a->g * a->og, p = (n * a->oh + oy) * a->ow + ox;
+    if (a->pout && !a->out_int) pack_scalar(a->out + p * cout, cout, a->g2, a->wg2, a->pout + p * a->g2 * a->wg2);
+}
+
+/* ---- portable path: natural weight layout [Cout][K], scalar popcounts ---- */
+
+#define DEFINE_PORTABLE(NAME, ATTR)                                                                \
     ATTR static void NAME(const conv_args *a, int threads) {                                      \
         const int64_t kk = a->kh * a->kw * a->wg, cout = a->g * a->og, rows = a->n * a->oh;       \
         _Pragma("omp parallel num_threads(threads)") {                                            \
             uint64_t *col = malloc((size_t)(a->g * kk + 8) * sizeof(uint64_t));                   \
-            int64_t *pop = malloc((size_t)(cout + 4) * sizeof(int64_t));                         \
+            int32_t *pop = malloc((size_t)(cout + 16) * sizeof(int32_t));                         \
             _Pragma("omp for schedule(static)") for (int64_t r = 0; r < rows; r++) {              \
                 int64_t n = r / a->oh, oy = r % a->oh;                                            \
                 for (int64_t ox = 0; ox < a->ow; ox++) {                                          \
                     im2col_pixel(a, n, oy, ox, col);                                              \
-                    for (int64_t g = 0; g < a->g; g++) {                                          \
-                        const uint64_t *cg = col + g * kk, *wg = a->w + g * a->og * kk;           \
-                        int64_t o = 0;                                                            \
-                        for (; o + 4 <= a->og; o += 4) DOT4(cg, wg + o * kk, kk, kk, pop + g * a->og + o); \
-                        for (; o < a->og; o++) pop[g * a->og + o] = DOT1(cg, wg + o * kk, kk);    \
+                    for (int64_t o = 0; o < cout; o++) {                                          \
+                        const uint64_t *x = col + (o / a->og) * kk, *w = a->w + o * kk;           \
+                        int64_t s = 0;                                                            \
+                        for (int64_t k = 0; k < kk; k++) s += __builtin_popcountll(x[k] ^ w[k]);  \
+                        pop[o] = (int32_t)s;                                                      \
                     }                                                                             \
-                    epilogue_pixel(a, n, oy, ox, pop);                                            \
+                    epilogue_scalar(a, n, oy, ox, pop, 0);                                        \
+                    pack_output_scalar(a, n, oy, ox);                                             \
                 }                                                                                 \
             }                                                                                     \
             free(col);                                                                            \
@@ -212,28 +125,140 @@ static inline void epilogue_pixel(const conv_args *a, int64_t n, int64_t oy, int
         (void)threads;                                                                            \
     }
 
-static void dot4_portable(const uint64_t *a, const uint64_t *b, int64_t stride, int64_t k, int64_t *out) {
-    for (int j = 0; j < 4; j++) out[j] = dot_portable(a, b + j * stride, k);
-}
+DEFINE_PORTABLE(conv_portable, )
 
 #ifdef B2_X86
-__attribute__((target("popcnt")))
-static void dot4_popcnt(const uint64_t *a, const uint64_t *b, int64_t stride, int64_t k, int64_t *out) {
-    int64_t s0 = 0, s1 = 0, s2 = 0, s3 = 0;
-    for (int64_t i = 0; i < k; i++) {
-        uint64_t x = a[i];
-        s0 += __builtin_popcountll(x ^ b[i]);
-        s1 += __builtin_popcountll(x ^ b[stride + i]);
-        s2 += __builtin_popcountll(x ^ b[2 * stride + i]);
-        s3 += __builtin_popcountll(x ^ b[3 * stride + i]);
-    }
-    out[0] = s0; out[1] = s1; out[2] = s2; out[3] = s3;
+DEFINE_PORTABLE(conv_popcnt, __attribute__((target("popcnt"))))
+
+/* ---- SIMD paths: blocked weights [G][ceil(Og/16)][K][16]; 64-bit lanes are output channels ---- */
+
+#define AVX2_ATTR __attribute__((target("avx2,popcnt")))
+#define AVX512_ATTR __attribute__((target("avx512f,avx512vpopcntdq,avx2,popcnt")))
+
+AVX2_ATTR static inline __m256i popcnt_bytes_avx2(__m256i v, __m256i lut, __m256i low) {
+    __m256i lo = _mm256_and_si256(v, low);
+    __m256i hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), low);
+    return _mm256_add_epi8(_mm256_shuffle_epi8(lut, lo), _mm256_shuffle_epi8(lut, hi));
 }
-DEFINE_CONV(conv_popcnt, __attribute__((target("popcnt"))), dot_popcnt, dot4_popcnt)
-DEFINE_CONV(conv_avx2, __attribute__((target("avx2,popcnt"))), dot_popcnt, dot4_avx2)
-DEFINE_CONV(conv_avx512, __attribute__((target("avx512f,avx512vpopcntdq,popcnt"))), dot_avx512, dot4_avx512)
+
+/* Low dwords of two vectors of four int64 -> eight int32. */
+AVX2_ATTR static inline __m256i narrow_avx2(__m256i a, __m256i b) {
+    const __m256i idx = _mm256_setr_epi32(0, 2, 4, 6, 0, 2, 4, 6);
+    __m256i lo = _mm256_permutevar8x32_epi32(a, idx), hi = _mm256_permutevar8x32_epi32(b, idx);
+    return _mm256_blend_epi32(lo, hi, 0xF0);
+}
+
+/* Popcounts of 16 output channels (one block) against one im2col row of k words. */
+AVX2_ATTR static inline void block16_avx2(const uint64_t *x, const uint64_t *w, int64_t k, int32_t *pop) {
+    const __m256i lut = _mm256_setr_epi8(0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4,
+                                         0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4);
+    const __m256i low = _mm256_set1_epi8(0x0f), zero = _mm256_setzero_si256();
+    __m256i t0 = zero, t1 = zero, t2 = zero, t3 = zero;
+    int64_t i = 0;
+    while (i < k) {
+        int64_t end = i + 31 < k ? i + 31 : k;
+        __m256i c0 = zero, c1 = zero, c2 = zero, c3 = zero;
+        for (; i < end; i++) {
+            const __m256i xb = _mm256_set1_epi64x((long long)x[i]);
+            const __m256i *wv = (const __m256i *)(w + 16 * i);
+            c0 = _mm256_add_epi8(c0, popcnt_bytes_avx2(_mm256_xor_si256(xb, _mm256_loadu_si256(wv)), lut, low));
+            c1 = _mm256_add_epi8(c1, popcnt_bytes_avx2(_mm256_xor_si256(xb, _mm256_loadu_si256(wv + 1)), lut, low));
+            c2 = _mm256_add_epi8(c2, popcnt_bytes_avx2(_mm256_xor_si256(xb, _mm256_loadu_si256(wv + 2)), lut, low));
+            c3 = _mm256_add_epi8(c3, popcnt_bytes_avx2(_mm256_xor_si256(xb, _mm256_loadu_si256(wv + 3)), lut, low));
+        }
+        t0 = _mm256_add_epi64(t0, _mm256_sad_epu8(c0, zero));
+        t1 = _mm256_add_epi64(t1, _mm256_sad_epu8(c1, zero));
+        t2 = _mm256_add_epi64(t2, _mm256_sad_epu8(c2, zero));
+        t3 = _mm256_add_epi64(t3, _mm256_sad_epu8(c3, zero));
+    }
+    _mm256_storeu_si256((__m256i *)pop, narrow_avx2(t0, t1));
+    _mm256_storeu_si256((__m256i *)(pop + 8), narrow_avx2(t2, t3));
+}
+
+AVX512_ATTR static inline void block16_avx512(const uint64_t *x, const uint64_t *w, int64_t k, int32_t *pop) {
+    __m512i t0 = _mm512_setzero_si512(), t1 = t0;
+    for (int64_t i = 0; i < k; i++) {
+        const __m512i xb = _mm512_set1_epi64((long long)x[i]);
+        t0 = _mm512_add_epi64(t0, _mm512_popcnt_epi64(_mm512_xor_si512(xb, _mm512_loadu_si512(w + 16 * i))));
+        t1 = _mm512_add_epi64(t1, _mm512_popcnt_epi64(_mm512_xor_si512(xb, _mm512_loadu_si512(w + 16 * i + 8))));
+    }
+    _mm256_storeu_si256((__m256i *)pop, _mm512_cvtepi64_epi32(t0));
+    _mm256_storeu_si256((__m256i *)(pop + 8), _mm512_cvtepi64_epi32(t1));
+}
+
+/* Eight-channel float epilogue and sign packing (output channels o .. o+7). */
+AVX2_ATTR static inline void epilogue_avx2(const conv_args *a, int64_t n, int64_t oy, int64_t ox,
+                                           const int32_t *pop) {
+    const int64_t cout = a->g * a->og, p = (n * a->oh + oy) * a->ow + ox, vec = a->out_int ? 0 : cout / 8 * 8;
+    const int32_t *corr = a->corr ? a->corr + (oy * a->ow + ox) * cout : NULL;
+    const float *res = a->res ? a->res + n * a->rsn + oy * a->rsh + ox * a->rsw : NULL;
+    float *dst = a->out_int ? NULL : a->out + p * cout;
+    const __m256i kv = _mm256_set1_epi32((int)a->kvalid);
+    for (int64_t o = 0; o < vec; o += 8) {
+        __m256i d = _mm256_sub_epi32(kv, _mm256_slli_epi32(_mm256_loadu_si256((const __m256i *)(pop + o)), 1));
+        if (corr) d = _mm256_sub_epi32(d, _mm256_loadu_si256((const __m256i *)(corr + o)));
+        __m256 v = _mm256_add_ps(_mm256_mul_ps(_mm256_loadu_ps(a->scale + o), _mm256_cvtepi32_ps(d)),
+                                 _mm256_loadu_ps(a->shift + o));
+        if (res) v = _mm256_add_ps(v, _mm256_loadu_ps(res + o));
+        _mm256_storeu_ps(dst + o, v);
+    }
+    epilogue_scalar(a, n, oy, ox, pop, vec);
+    if (!a->pout || a->out_int) return;
+    const int64_t cg = cout / a->g2;
+    if (cg % 8) {
+        pack_scalar(dst, cout, a->g2, a->wg2, a->pout + p * a->g2 * a->wg2);
+        return;
+    }
+    uint8_t *bytes = (uint8_t *)(a->pout + p * a->g2 * a->wg2);
+    for (int64_t gi = 0; gi < a->g2; gi++, bytes += 8 * a->wg2) {
+        memset(bytes, 0, (size_t)(8 * a->wg2));
+        for (int64_t c = 0; c < cg; c += 8)
+            bytes[c / 8] = (uint8_t)_mm256_movemask_ps(_mm256_cmp_ps(_mm256_loadu_ps(dst + gi * cg + c),
+                                                                     _mm256_setzero_ps(), _CMP_NGE_UQ));
+    }
+}
+
+#define DEFINE_SIMD(NAME, ATTR, BLOCK)                                                             \
+    ATTR static void NAME(const conv_args *a, int threads) {                                      \
+        const int64_t kk = a->kh * a->kw * a->wg, cout = a->g * a->og, rows = a->n * a->oh;       \
+        const int64_t nb = (a->og + 15) / 16;                                                     \
+        _Pragma("omp parallel num_threads(threads)") {                                            \
+            uint64_t *col = malloc((size_t)(a->g * kk + 8) * sizeof(uint64_t));                   \
+            int32_t *pop = malloc((size_t)(cout + 16) * sizeof(int32_t));                         \
+            _Pragma("omp for schedule(static)") for (int64_t r = 0; r < rows; r++) {              \
+                int64_t n = r / a->oh, oy = r % a->oh;                                            \
+                for (int64_t ox = 0; ox < a->ow; ox++) {                                          \
+                    im2col_pixel(a, n, oy, ox, col);                                              \
+                    for (int64_t g = 0; g < a->g; g++)                                            \
+                        for (int64_t b = 0; b < nb; b++)                                          \
+                            BLOCK(col + g * kk, a->w + (g * nb + b) * kk * 16, kk, pop + g * a->og + 16 * b); \
+                    epilogue_avx2(a, n, oy, ox, pop);                                             \
+                }                                                                                 \
+            }                                                                                     \
+            free(col);                                                                            \
+            free(pop);                                                                            \
+        }                                                                                         \
+        (void)threads;                                                                            \
+    }
+
+DEFINE_SIMD(conv_avx2, AVX2_ATTR, block16_avx2)
+DEFINE_SIMD(conv_avx512, AVX512_ATTR, block16_avx512)
+
+AVX2_ATTR static void pack_avx2(const float *v, int64_t c, int64_t g, int64_t wg, uint64_t *dst) {
+    const int64_t cg = c / g;
+    if (cg % 8) {
+        pack_scalar(v, c, g, wg, dst);
+        return;
+    }
+    uint8_t *bytes = (uint8_t *)dst;
+    for (int64_t gi = 0; gi < g; gi++, bytes += 8 * wg) {
+        memset(bytes, 0, (size_t)(8 * wg));
+        for (int64_t j = 0; j < cg; j += 8)
+            bytes[j / 8] = (uint8_t)_mm256_movemask_ps(_mm256_cmp_ps(_mm256_loadu_ps(v + gi * cg + j),
+                                                                     _mm256_setzero_ps(), _CMP_NGE_UQ));
+    }
+}
 #endif
-DEFINE_CONV(conv_portable, , dot_portable, dot4_portable)
 
 /* ---- CPU support ---- */
 
@@ -294,24 +319,37 @@ static PyObject *py_conv(PyObject *self, PyObject *args) {
     Py_RETURN_NONE;
 }
 
-/* pack(threads, x, n, h, w, c, sn, sh, sw, out, g, wg): float NHWC (channel stride 1) -> [N, H, W, G, Wg]. */
+/* pack(path, threads, x, n, h, w, c, sn, sh, sw, out, g, wg): float NHWC (channel stride 1) -> [N, H, W, G, Wg]. */
 static PyObject *py_pack(PyObject *self, PyObject *args) {
     (void)self;
-    int threads;
+    int path, threads;
     unsigned long long px, pout;
     long long n, h, w, c, sn, sh, sw, g, wg;
-    if (!PyArg_ParseTuple(args, "iKLLLLLLLKLL", &threads, &px, &n, &h, &w, &c, &sn, &sh, &sw, &pout, &g, &wg))
+    if (!PyArg_ParseTuple(args, "iiKLLLLLLLKLL", &path, &threads, &px, &n, &h, &w, &c, &sn, &sh, &sw, &pout, &g, &wg))
         return NULL;
+    if (!check_path(path)) return NULL;
     const float *x = (const float *)(uintptr_t)px;
     uint64_t *out = (uint64_t *)(uintptr_t)pout;
     if (threads < 1) threads = 1;
+#ifdef B2_X86
+    const int simd = path != PATH_PORTABLE;
+#else
+    const int simd = 0;
+#endif
     Py_BEGIN_ALLOW_THREADS
     #pragma omp parallel for num_threads(threads) schedule(static)
     for (long long r = 0; r < n * h; r++) {
         long long ni = r / h, yi = r % h;
-        for (long long xi = 0; xi < w; xi++)
-            pack_values(x + ni * sn + yi * sh + xi * sw, c, g, wg, out + ((ni * h + yi) * w + xi) * g * wg);
+        for (long long xi = 0; xi < w; xi++) {
+            const float *src = x + ni * sn + yi * sh + xi * sw;
+            uint64_t *dst = out + ((ni * h + yi) * w + xi) * g * wg;
+#ifdef B2_X86
+            if (simd) { pack_avx2(src, c, g, wg, dst); continue; }
+#endif
+            pack_scalar(src, c, g, wg, dst);
+        }
     }
+    (void)simd;
     Py_END_ALLOW_THREADS
     Py_RETURN_NONE;
 }
