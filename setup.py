@@ -15,7 +15,7 @@ class BuildExt(build_ext):
     def build_extension(self, ext: Extension) -> None:
         try:
             super().build_extension(ext)
-        except Exception as err:  # noqa: BLE001 - any compiler failure: retry without OpenMP
+        except Exception as err:  # any compiler failure: retry without OpenMP
             if not set(OPENMP) & set(ext.extra_compile_args):
                 raise
             print(f"b2track: building {ext.name} without OpenMP ({err})")
@@ -25,7 +25,7 @@ class BuildExt(build_ext):
 
 
 setup(
-    ext_modules=[Extension("backbones._bitops", ["backbones/csrc/bitops.c"], optional=True,
+    ext_modules=[Extension("backbones._bitops", ["backbones/csrc/bitops.c"], optional=True, libraries=["m"],
                            extra_compile_args=["-O3", "-std=c11", *OPENMP], extra_link_args=OPENMP)],
     cmdclass={"build_ext": BuildExt},
 )

@@ -128,11 +128,11 @@ class PackedWeights:
 def pack_weights(weight: torch.Tensor, groups: int) -> PackedWeights:
     """Pack sign(W) (sign(0) = +1) of a [Cout, Cin/groups, kh, kw] weight."""
     cout, cg, kh, kw = weight.shape
-    packed = pack_torch(weight.detach().float().reshape(cout, cg, kh, kw).contiguous(), 1)  # [Cout, kh, kw, 1, Wg]
+    packed = pack_torch(weight.detach().float().contiguous(), 1)  # [Cout, kh, kw, 1, Wg]
     return PackedWeights(packed.reshape(cout, kh, kw, -1).contiguous(), groups, (kh, kw), cg * kh * kw)
 
 
-_POPCOUNT8 = torch.tensor([bin(i).count("1") for i in range(256)], dtype=torch.int64)
+_POPCOUNT8 = torch.tensor([i.bit_count() for i in range(256)], dtype=torch.int64)
 
 
 def _popcount_torch(v: torch.Tensor) -> torch.Tensor:
@@ -158,9 +158,14 @@ def conv_torch(xp: torch.Tensor, pw: PackedWeights, stride: tuple[int, int]) -> 
 
 @dataclass
 class Epilogue:
-    """Float epilogue: out = scale * (dot - corr) + shift [+ residual], optionally also sign-packed."""
+    """Float epilogue: out = fma(scale * (dot - corr), mult, shift) [+ residual], optionally sign-packed.
+
+    ``scale`` is alpha; (mult, shift) is the batch norm as torch's CPU kernel rounds it (one fused
+    multiply-add), so outputs are bit-equal to the float-simulated unit and no sign decision flips.
+    """
 
     scale: torch.Tensor
+    mult: torch.Tensor
     shift: torch.Tensor
     residual: torch.Tensor | None = None  # NCHW view with NHWC strides, already cropped to the output
     pack_groups: int = 0  # > 0: also return the output sign-packed with this many groups
@@ -185,8 +190,7 @@ def conv(xp: torch.Tensor, pw: PackedWeights, stride: tuple[int, int], path: str
     corr_ptr = _ptr(corr, torch.int32, (oh, ow, cout))
     if epilogue is None:
         out = torch.empty((n, oh, ow, cout), dtype=torch.int32)
-        _call_conv(path, threads, xp, pw, n, h, w, g, wg, stride, oh, ow, corr_ptr, out.data_ptr(),
-                   0, 0, 0, (0, 0, 0, 0), (0, 0, 0))
+        _call_conv(path, threads, xp, pw, n, h, w, g, wg, stride, oh, ow, corr_ptr, out.data_ptr(), 0)
         return out
     out = torch.empty((n, cout, oh, ow), memory_format=torch.channels_last)
     res = epilogue.residual
@@ -202,8 +206,8 @@ def conv(xp: torch.Tensor, pw: PackedWeights, stride: tuple[int, int], path: str
         packed = torch.empty((n, oh, ow, pg, words(cout // pg)), dtype=torch.int64)
         pack_args = (packed.data_ptr(), pg, packed.shape[-1])
     _call_conv(path, threads, xp, pw, n, h, w, g, wg, stride, oh, ow, corr_ptr, 0, out.data_ptr(),
-               _ptr(epilogue.scale, torch.float32, (cout,)), _ptr(epilogue.shift, torch.float32, (cout,)),
-               res_args, pack_args)
+               _ptr(epilogue.scale, torch.float32, (cout,)), _ptr(epilogue.mult, torch.float32, (cout,)),
+               _ptr(epilogue.shift, torch.float32, (cout,)), res_args, pack_args)
     return out, packed
 
 
@@ -215,14 +219,19 @@ def _ptr(t: torch.Tensor | None, dtype: torch.dtype, shape: tuple[int, ...]) -> 
     return t.data_ptr()
 
 
-def _call_conv(path, threads, xp, pw, n, h, w, g, wg, stride, oh, ow, corr, out_int, out, scale, shift,
-               res_args, pack_args) -> None:
+def _call_conv(path, threads, xp, pw, n, h, w, g, wg, stride, oh, ow, corr, out_int, out, scale=0, mult=0,
+               shift=0, res_args=(0, 0, 0, 0), pack_args=(0, 0, 0)) -> None:
     if xp.dtype != torch.int64 or not xp.is_contiguous():
         raise ValueError("packed input must be a contiguous int64 tensor")
     kh, kw = pw.kernel
     _bitops.conv(PATH_IDS[path], threads, xp.data_ptr(), pw.for_path(path).data_ptr(), n, h, w, g, wg,
                  pw.out_channels // g, kh, kw, stride[0], stride[1], oh, ow, pw.kvalid, corr, out_int, out,
-                 scale, shift, *res_args, *pack_args)
+                 scale, mult, shift, *res_args, *pack_args)
+
+
+def fma(x: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """x * a + b rounded once to float32 (a fused multiply-add, emulated in float64)."""
+    return (x.double() * a.double() + b.double()).float()
 
 
 def _conv_torch_epilogue(xp, pw, stride, corr, epilogue):
@@ -231,7 +240,7 @@ def _conv_torch_epilogue(xp, pw, stride, corr, epilogue):
         dots = dots - corr
     if epilogue is None:
         return dots
-    out = (epilogue.scale * dots.float() + epilogue.shift).permute(0, 3, 1, 2)
+    out = fma(epilogue.scale * dots.float(), epilogue.mult, epilogue.shift).permute(0, 3, 1, 2)
     if epilogue.residual is not None:
         out = out + epilogue.residual
     out = out.contiguous(memory_format=torch.channels_last)

@@ -31,6 +31,23 @@ def fold_bn(bn: nn.Module, bias: torch.Tensor | None, channels: int) -> tuple[to
     return torch.ones(channels), bias
 
 
+def bn_terms(bn: nn.Module, bias: torch.Tensor | None, channels: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(mult, shift) with bn(y) = fma(y, mult, shift), rounded as torch's CPU batch norm rounds them.
+
+    torch (eval, float32) computes a = rsqrt(var + eps) * w, b = bias - mean * a (fused) and
+    y * a + b (fused); the same roundings keep the packed path bit-equal to the float one.
+    """
+    if isinstance(bn, nn.BatchNorm2d):
+        if bias is not None:
+            raise ValueError("a unit with both a conv bias and a batch norm has no exact packed form")
+        eps = torch.tensor(bn.eps, dtype=torch.float32)
+        mult = torch.rsqrt(bn.running_var.detach().float() + eps) * bn.weight.detach().float()
+        shift = (bn.bias.detach().double() - bn.running_mean.detach().double() * mult.double()).float()
+        return mult.contiguous(), shift.contiguous()
+    shift = torch.zeros(channels) if bias is None else bias.detach().float()
+    return torch.ones(channels), shift.contiguous()
+
+
 def folded_conv(conv: nn.Conv2d, bn: nn.Module) -> nn.Conv2d:
     """A float conv with ``bn`` folded into its weight and bias (inference only)."""
     scale, shift = fold_bn(bn, conv.bias, conv.out_channels)
@@ -54,10 +71,8 @@ class PackedConv:
         self.padding = tuple(conv.padding)
         self.groups = conv.groups
         self.in_channels = conv.in_channels
-        alpha = weight_scale(conv.weight.detach().float()).flatten()
-        scale, shift = fold_bn(unit.bn_bin, conv.bias, conv.out_channels)
-        self.scale = (alpha * scale).contiguous()
-        self.shift = shift.contiguous()
+        self.scale = weight_scale(conv.weight.detach().float()).flatten().contiguous()  # alpha
+        self.mult, self.shift = bn_terms(unit.bn_bin, conv.bias, conv.out_channels)
         self.threshold = None if unit.rsign is None else unit.rsign.threshold.detach().float()
         # per-tap sums of sign(W) over input channels, for the exact padding correction
         signs = torch.where(conv.weight.detach() >= 0, 1.0, -1.0).double()
@@ -96,7 +111,7 @@ class PackedConv:
     def run_packed(self, xp: torch.Tensor, in_hw: tuple[int, int], path: str, threads: int,
                    residual: torch.Tensor | None = None, pack_groups: int = 0):
         """Epilogue output (NCHW, channels_last memory) and its packed signs from a packed padded input."""
-        epilogue = Epilogue(self.scale, self.shift, residual, pack_groups)
+        epilogue = Epilogue(self.scale, self.mult, self.shift, residual, pack_groups)
         return kernels.conv(xp, self.weights, self.stride, path, threads, self.correction(*in_hw), epilogue)
 
     def __call__(self, x: torch.Tensor, path: str, threads: int | None = None) -> torch.Tensor:
@@ -117,24 +132,15 @@ class PackedUnit(nn.Module):
         return self.packed(x, self.path)
 
 
-class FoldedFP(nn.Module):
-    """An FP unit at inference: ReLU then the conv with its FP batch norm folded in."""
-
-    def __init__(self, unit: SwitchableConv):
-        super().__init__()
-        self.conv = folded_conv(unit.conv, unit.bn_fp)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.conv(F.relu(x))
-
-
 def _swap_units(backbone: nn.Module, path: str) -> nn.Module:
-    """A copy of ``backbone`` whose units are packed (binary) or folded (FP) inference modules."""
+    """A copy of ``backbone`` whose binary units are packed inference modules (FP units unchanged)."""
     model = copy.deepcopy(backbone).eval()
     for name, unit in list(backbone.units().items()):
+        if unit.state != "binary":
+            continue
         parent_name, _, attr = name.rpartition(".")
         parent = model.get_submodule(parent_name) if parent_name else model
-        setattr(parent, attr, PackedUnit(unit, path) if unit.state == "binary" else FoldedFP(unit))
+        setattr(parent, attr, PackedUnit(unit, path))
     return model.to(memory_format=torch.channels_last)
 
 

@@ -1,16 +1,16 @@
-"""The fused packed runner of the ``resnet`` backbone: NHWC throughout, every batch norm folded.
+"""The fused packed runner of the ``resnet`` backbone: NHWC (channels_last) throughout.
 
 A binary block is one kernel call: its packed input (from the previous block's epilogue when that was
-binary too), XNOR-popcount, ``scale * dot + shift`` plus the shortcut, and the sign-packing of the
-result for the next block. FP blocks and the fixed layers (stem, projection shortcuts) run torch's
-float convolutions in channels_last with their batch norms folded.
+binary too), XNOR-popcount, alpha and the batch norm, the shortcut add, and the sign-packing of the
+result for the next block. FP blocks and the fixed layers (stem, projection shortcuts) run the model's
+own float modules in channels_last, so every value equals the float path's bit for bit.
 """
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
 
-from backbones.packed import PackedConv, folded_conv
+from backbones.packed import PackedConv
 from backbones.resnet import ResidualUnit, ResNet
 
 
@@ -21,9 +21,9 @@ class _Block:
         unit = block.conv
         self.binary = unit.state == "binary"
         self.stride = block.stride
-        self.shortcut = folded_conv(block.shortcut[0], block.shortcut[1]) if block.project else None
+        self.shortcut = block.shortcut if block.project else None
         self.packed = PackedConv(unit) if self.binary else None
-        self.fp = None if self.binary else folded_conv(unit.conv, unit.bn_fp)
+        self.fp = None if self.binary else unit.forward_fp
 
     def skip(self, x: torch.Tensor) -> torch.Tensor:
         if self.shortcut is None:
@@ -33,7 +33,7 @@ class _Block:
     def __call__(self, x: torch.Tensor, xp: torch.Tensor | None, pack_next: bool, path: str, threads: int):
         skip = self.skip(x)
         if not self.binary:
-            return torch.add(self.fp(F.relu(x)), skip), None
+            return self.fp(x) + skip, None
         if xp is None:
             xp = self.packed.pack_input(x, path, threads)
         return self.packed.run_packed(xp, tuple(x.shape[2:]), path, threads, skip, 1 if pack_next else 0)
@@ -44,7 +44,7 @@ class PackedResNet:
 
     def __init__(self, backbone: ResNet, path: str):
         self.path = path
-        self.stem = folded_conv(backbone.stem[0], backbone.stem[1])
+        self.stem = backbone.stem
         self.blocks = [_Block(b) for layer in (backbone.layer1, backbone.layer2) for b in layer]
 
     @torch.no_grad()

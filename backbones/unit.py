@@ -5,7 +5,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from backbones.quantizers import RSign, approx_sign, binarize_weight
+from backbones.quantizers import RSign, approx_sign, sign_weight, weight_scale
 
 STATES = ("fp", "binary")
 
@@ -44,9 +44,13 @@ class SwitchableConv(nn.Module):
     def forward_binary(self, x: torch.Tensor) -> torch.Tensor:
         """Binary path: sign(x), convolution with alpha * sign(W), binary batch norm."""
         xb = self.rsign(x) if self.rsign is not None else approx_sign(x)
-        wb = binarize_weight(self.conv.weight)
-        y = F.conv2d(xb, wb, self.conv.bias, self.conv.stride, self.conv.padding, self.conv.dilation,
-                     self.conv.groups)
+        # alpha * conv(sign x, sign W) == conv(sign x, alpha * sign W), but the integer sums are exact
+        # in float32, so the packed XNOR-popcount path (backbones.packed) reproduces it bit for bit.
+        w = self.conv.weight
+        y = F.conv2d(xb, sign_weight(w), None, self.conv.stride, self.conv.padding, self.conv.dilation,
+                     self.conv.groups) * weight_scale(w).view(1, -1, 1, 1)
+        if self.conv.bias is not None:
+            y = y + self.conv.bias.view(1, -1, 1, 1)
         return self.bn_bin(y)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -15,6 +15,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <math.h>
 #ifdef _OPENMP
 #include <omp.h>
 #endif
@@ -34,7 +35,7 @@ typedef struct {
     const int32_t *corr;    /* optional [OH, OW, Cout] padding correction, subtracted from dot */
     int32_t *out_int;       /* int mode: [N, OH, OW, Cout] */
     float *out;             /* float mode: [N, OH, OW, Cout] */
-    const float *scale, *shift;
+    const float *scale, *mult, *shift; /* out = fma(scale * dot, mult, shift) (+ res): torch's BN rounding */
     const float *res;       /* optional residual, strides in floats */
     int64_t rsn, rsh, rsw;
     uint64_t *pout;         /* optional packed output [N, OH, OW, G2, Wg2] */
@@ -87,7 +88,7 @@ static inline void epilogue_scalar(const conv_args *a, int64_t n, int64_t oy, in
     const float *res = a->res ? a->res + n * a->rsn + oy * a->rsh + ox * a->rsw : NULL;
     for (int64_t o = from; o < cout; o++) {
         float d = (float)(a->kvalid - 2 * pop[o] - (corr ? corr[o] : 0));
-        float v = a->scale[o] * d + a->shift[o];
+        float v = fmaf(a->scale[o] * d, a->mult[o], a->shift[o]);
         dst[o] = res ? v + res[o] : v;
     }
 }
@@ -129,11 +130,12 @@ DEFINE_PORTABLE(conv_portable, )
 
 #ifdef B2_X86
 DEFINE_PORTABLE(conv_popcnt, __attribute__((target("popcnt"))))
+DEFINE_PORTABLE(conv_popcnt_fma, __attribute__((target("popcnt,fma"))))
 
 /* ---- SIMD paths: blocked weights [G][ceil(Og/16)][K][16]; 64-bit lanes are output channels ---- */
 
-#define AVX2_ATTR __attribute__((target("avx2,popcnt")))
-#define AVX512_ATTR __attribute__((target("avx512f,avx512vpopcntdq,avx2,popcnt")))
+#define AVX2_ATTR __attribute__((target("avx2,fma,popcnt")))
+#define AVX512_ATTR __attribute__((target("avx512f,avx512vpopcntdq,avx2,fma,popcnt")))
 
 AVX2_ATTR static inline __m256i popcnt_bytes_avx2(__m256i v, __m256i lut, __m256i low) {
     __m256i lo = _mm256_and_si256(v, low);
@@ -197,8 +199,8 @@ AVX2_ATTR static inline void epilogue_avx2(const conv_args *a, int64_t n, int64_
     for (int64_t o = 0; o < vec; o += 8) {
         __m256i d = _mm256_sub_epi32(kv, _mm256_slli_epi32(_mm256_loadu_si256((const __m256i *)(pop + o)), 1));
         if (corr) d = _mm256_sub_epi32(d, _mm256_loadu_si256((const __m256i *)(corr + o)));
-        __m256 v = _mm256_add_ps(_mm256_mul_ps(_mm256_loadu_ps(a->scale + o), _mm256_cvtepi32_ps(d)),
-                                 _mm256_loadu_ps(a->shift + o));
+        __m256 v = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_loadu_ps(a->scale + o), _mm256_cvtepi32_ps(d)),
+                                   _mm256_loadu_ps(a->mult + o), _mm256_loadu_ps(a->shift + o));
         if (res) v = _mm256_add_ps(v, _mm256_loadu_ps(res + o));
         _mm256_storeu_ps(dst + o, v);
     }
@@ -266,7 +268,8 @@ static int path_supported(int path) {
 #ifdef B2_X86
     __builtin_cpu_init();
     if (path == PATH_AVX512) return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vpopcntdq");
-    if (path == PATH_AVX2) return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("popcnt");
+    if (path == PATH_AVX2)
+        return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("popcnt");
 #else
     if (path != PATH_PORTABLE) return 0;
 #endif
@@ -289,20 +292,20 @@ static PyObject *py_supported(PyObject *self, PyObject *args) {
 }
 
 /* conv(path, threads, x, w, n, h, w, g, wg, og, kh, kw, sy, sx, oh, ow, kvalid, corr, out_int, out,
- *      scale, shift, res, rsn, rsh, rsw, pout, g2, wg2); pointers are integers (0 = none). */
+ *      scale, mult, shift, res, rsn, rsh, rsw, pout, g2, wg2); pointers are integers (0 = none). */
 static PyObject *py_conv(PyObject *self, PyObject *args) {
     (void)self;
     int path, threads;
-    unsigned long long px, pw, pcorr, pint, pout_f, pscale, pshift, pres, ppout;
+    unsigned long long px, pw, pcorr, pint, pout_f, pscale, pmult, pshift, pres, ppout;
     conv_args a;
-    if (!PyArg_ParseTuple(args, "iiKKLLLLLLLLLLLLLKKKKKKLLLKLL", &path, &threads, &px, &pw, &a.n, &a.h, &a.wd,
+    if (!PyArg_ParseTuple(args, "iiKKLLLLLLLLLLLLLKKKKKKKLLLKLL", &path, &threads, &px, &pw, &a.n, &a.h, &a.wd,
                           &a.g, &a.wg, &a.og, &a.kh, &a.kw, &a.sy, &a.sx, &a.oh, &a.ow, &a.kvalid, &pcorr,
-                          &pint, &pout_f, &pscale, &pshift, &pres, &a.rsn, &a.rsh, &a.rsw, &ppout, &a.g2, &a.wg2))
+                          &pint, &pout_f, &pscale, &pmult, &pshift, &pres, &a.rsn, &a.rsh, &a.rsw, &ppout, &a.g2, &a.wg2))
         return NULL;
     if (!check_path(path)) return NULL;
     a.x = (const uint64_t *)(uintptr_t)px; a.w = (const uint64_t *)(uintptr_t)pw;
     a.corr = (const int32_t *)(uintptr_t)pcorr; a.out_int = (int32_t *)(uintptr_t)pint;
-    a.out = (float *)(uintptr_t)pout_f; a.scale = (const float *)(uintptr_t)pscale;
+    a.out = (float *)(uintptr_t)pout_f; a.scale = (const float *)(uintptr_t)pscale; a.mult = (const float *)(uintptr_t)pmult;
     a.shift = (const float *)(uintptr_t)pshift; a.res = (const float *)(uintptr_t)pres;
     a.pout = (uint64_t *)(uintptr_t)ppout;
     if (threads < 1) threads = 1;
@@ -310,6 +313,7 @@ static PyObject *py_conv(PyObject *self, PyObject *args) {
 #ifdef B2_X86
     if (path == PATH_AVX512) conv_avx512(&a, threads);
     else if (path == PATH_AVX2) conv_avx2(&a, threads);
+    else if (__builtin_cpu_supports("popcnt") && __builtin_cpu_supports("fma")) conv_popcnt_fma(&a, threads);
     else if (__builtin_cpu_supports("popcnt")) conv_popcnt(&a, threads);
     else conv_portable(&a, threads);
 #else
