@@ -23,7 +23,7 @@ import numpy as np
 from tqdm import tqdm
 
 from backbones.cli import ArgumentParser, UsageError, atomic_path, positive_int, run_cli
-from tracker.siamfc import SiamFCTracker, load_tracker
+from tracker.siamfc import KERNELS, SiamFCTracker, load_tracker
 from tracker.zoo import find_zoo
 
 WINDOW = "b2track"
@@ -78,6 +78,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="torch device (default: auto = cuda when available)")
     p.add_argument("--threads", type=int, default=0, metavar="N",
                    help="torch CPU threads (0 = torch's default)")
+    p.add_argument("--kernels", choices=KERNELS, default="packed",
+                   help="binary units bit-packed (XNOR-popcount, default) or float-simulated, to compare")
     return p
 
 
@@ -423,7 +425,7 @@ def summary(source: FrameSource, tracker: SiamFCTracker, stats: RunStats, args: 
     scales = tracker.cfg.scale_num
     run = f"{stats.frames} frames from {source.name} ({stats.stopped})"
     cost = f"budget {tracker.budget:.3f} (achieved), {scales} x {gops:.3f} = {scales * gops:.3f} GOPs/frame"
-    lines = [f"{run}, model {tracker.name} on {tracker.device}, {stats.mode}",
+    lines = [f"{run}, model {tracker.name} on {tracker.device} (kernels: {tracker.kernel_path}), {stats.mode}",
              f"mean FPS {stats.fps:.1f} (update only), {wall:.1f} end to end (decoding, drawing, writing)",
              cost, f"frames flagged LOST?: {stats.lost_frames}"]
     if stats.reselections:
@@ -449,7 +451,7 @@ def main(argv: list[str] | None = None) -> int:
     source = open_source(args)
     try:
         frame = first_frame(source)
-        tracker = load_tracker(checkpoint, device=args.device)
+        tracker = load_tracker(checkpoint, device=args.device, kernels=args.kernels)
         box = init_box if init_box is not None else select_target(frame)
         if box is None:
             print("no target selected (selection cancelled); nothing to track", file=sys.stderr)

@@ -47,13 +47,13 @@ def parse_spec(spec: str) -> tuple[str, str | None]:
     return name or Path(path).stem, path
 
 
-def build_tracker(path: str | None, device: str) -> object:
+def build_tracker(path: str | None, device: str, kernels: str = "packed") -> object:
     """The static baseline (``path`` None) or a SiamFC tracker loaded from a checkpoint."""
     if path is None:
         return StaticTracker()
     from tracker.siamfc import load_tracker  # lazy: eval's metrics and the baseline need no model code
 
-    return load_tracker(path, device=device)
+    return load_tracker(path, device=device, kernels=kernels)
 
 
 # ---------------------------------------------------------------- running
@@ -282,6 +282,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-frames", type=positive_int, metavar="N",
                    help="track at most N frames of each sequence, counting the init frame (quick runs)")
     p.add_argument("--device", default="cpu", help="torch device for checkpoint trackers (default: cpu)")
+    p.add_argument("--kernels", choices=("packed", "float"), default="packed",
+                   help="binary units bit-packed (XNOR-popcount, default) or float-simulated, to compare")
     return p
 
 
@@ -295,7 +297,7 @@ def main(argv: list[str] | None = None) -> int:
         raise UsageError(f"tracker name {duplicate!r} given twice: name them with NAME=PATH")
     check_out_dir(Path(args.out))
     sequences = load_sequences(args.data, args.split)
-    trackers = {name: build_tracker(path, args.device) for name, path in specs}
+    trackers = {name: build_tracker(path, args.device, args.kernels) for name, path in specs}
     summary = run_benchmark(trackers, sequences, args.out, args.max_frames)
     print(format_table(summary))
     print(f"report written to {args.out}")
