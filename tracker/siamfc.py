@@ -162,5 +162,7 @@ def load_tracker(path: str | Path, device: str = "cpu", config: TrackerConfig | 
         device = "cuda" if torch.cuda.is_available() else "cpu"
     if device == "cuda" and not torch.cuda.is_available():
         raise CheckpointError("--device cuda: no CUDA device is available")
-    model, _meta = load_checkpoint(path, device)
+    from tracker.export import is_deploy, load_deploy
+
+    model, _meta = (load_deploy if is_deploy(path) else load_checkpoint)(path, device)
     return SiamFCTracker(model, config, device, name=Path(path).stem, kernels=kernels)
