@@ -73,14 +73,14 @@ def pack_torch(x: torch.Tensor, groups: int) -> torch.Tensor:
     return (neg << _SHIFTS).sum(-1)  # distinct bits: the sum is the OR (bit 63 wraps to the sign bit)
 
 
-def pack(x: torch.Tensor, groups: int, path: str, threads: int) -> torch.Tensor:
+def pack(x: torch.Tensor, groups: int, path: str, threads: int, reuse: dict | None = None) -> torch.Tensor:
     """Sign-pack a float NCHW tensor whose memory is NHWC-strided (channel stride 1) on a C path."""
     if path == "torch":
         return pack_torch(x, groups)
     n, c, h, w = x.shape
     _check_float_nhwc(x, "pack input")
     wg = words(c // groups)
-    out = torch.empty((n, h, w, groups, wg), dtype=torch.int64)
+    out = buffer(reuse, "pack", (n, h, w, groups, wg), torch.int64)
     sn, _, sh, sw = x.stride()
     _bitops.pack(PATH_IDS[path], threads, x.data_ptr(), n, h, w, c, sn, sh, sw, out.data_ptr(), groups, wg)
     return out
@@ -100,7 +100,8 @@ BLOCK = 16  # output channels per SIMD block (bitops.c)
 class PackedWeights:
     """Binary weights packed once: [Cout, kh, kw, Wg] int64 words, with the geometry the kernel needs.
 
-    ``blocked`` is the SIMD paths' copy: [G, ceil(Og / 16), K, 16] words, zero-filled past Og.
+    ``blocked`` is the AVX-512 copy: [G, ceil(Og / 16), K, 16] words, zero-filled past Og; ``nibbles``
+    the AVX2 copy: [G, ceil(Og / 32), K, 16, 32] bytes, nibble i of word k for 32 output channels.
     """
 
     words: torch.Tensor
@@ -108,6 +109,7 @@ class PackedWeights:
     kernel: tuple[int, int]
     kvalid: int  # valid bits per output: Cin / groups * kh * kw
     blocked: torch.Tensor | None = None
+    nibbles: torch.Tensor | None = None
 
     def __post_init__(self) -> None:
         g, cout = self.groups, self.words.shape[0]
@@ -115,6 +117,10 @@ class PackedWeights:
         nb = -(-og // BLOCK)
         grouped = F.pad(self.words.reshape(g, og, k), (0, 0, 0, nb * BLOCK - og))
         self.blocked = grouped.reshape(g, nb, BLOCK, k).transpose(2, 3).contiguous()
+        nb = -(-og // 32)
+        grouped = F.pad(self.words.reshape(g, og, k), (0, 0, 0, nb * 32 - og))
+        nib = (grouped.unsqueeze(-1) >> (4 * torch.arange(16))) & 15  # [G, nb * 32, K, 16]
+        self.nibbles = nib.reshape(g, nb, 32, k, 16).permute(0, 1, 3, 4, 2).to(torch.uint8).contiguous()
 
     @property
     def out_channels(self) -> int:
@@ -122,7 +128,7 @@ class PackedWeights:
 
     def for_path(self, path: str) -> torch.Tensor:
         """The layout the kernel of ``path`` reads."""
-        return self.words if path == "portable" else self.blocked
+        return {"portable": self.words, "avx2": self.nibbles}.get(path, self.blocked)
 
 
 def pack_weights(weight: torch.Tensor, groups: int) -> PackedWeights:
@@ -169,6 +175,7 @@ class Epilogue:
     shift: torch.Tensor
     residual: torch.Tensor | None = None  # NCHW view with NHWC strides, already cropped to the output
     pack_groups: int = 0  # > 0: also return the output sign-packed with this many groups
+    reuse: dict | None = None  # outputs written into tensors kept here across calls (no page faults)
 
 
 def conv(xp: torch.Tensor, pw: PackedWeights, stride: tuple[int, int], path: str, threads: int,
@@ -192,7 +199,7 @@ def conv(xp: torch.Tensor, pw: PackedWeights, stride: tuple[int, int], path: str
         out = torch.empty((n, oh, ow, cout), dtype=torch.int32)
         _call_conv(path, threads, xp, pw, n, h, w, g, wg, stride, oh, ow, corr_ptr, out.data_ptr(), 0)
         return out
-    out = torch.empty((n, cout, oh, ow), memory_format=torch.channels_last)
+    out = buffer(epilogue.reuse, "out", (n, cout, oh, ow), torch.float32, torch.channels_last)
     res = epilogue.residual
     res_args = (0, 0, 0, 0)
     if res is not None:
@@ -203,12 +210,26 @@ def conv(xp: torch.Tensor, pw: PackedWeights, stride: tuple[int, int], path: str
     packed, pack_args = None, (0, 0, 0)
     if epilogue.pack_groups:
         pg = epilogue.pack_groups
-        packed = torch.empty((n, oh, ow, pg, words(cout // pg)), dtype=torch.int64)
+        packed = buffer(epilogue.reuse, "packed", (n, oh, ow, pg, words(cout // pg)), torch.int64)
         pack_args = (packed.data_ptr(), pg, packed.shape[-1])
     _call_conv(path, threads, xp, pw, n, h, w, g, wg, stride, oh, ow, corr_ptr, 0, out.data_ptr(),
                _ptr(epilogue.scale, torch.float32, (cout,)), _ptr(epilogue.mult, torch.float32, (cout,)),
                _ptr(epilogue.shift, torch.float32, (cout,)), res_args, pack_args)
     return out, packed
+
+
+def buffer(reuse: dict | None, name: str, shape: tuple[int, ...], dtype: torch.dtype,
+           fmt: torch.memory_format = torch.contiguous_format) -> torch.Tensor:
+    """A fresh tensor, or (with ``reuse``) the one kept there for this name and shape.
+
+    Reusing the large intermediates of a backbone avoids the allocator's page faults on every call.
+    """
+    if reuse is None:
+        return torch.empty(shape, dtype=dtype, memory_format=fmt)
+    key = (name, shape)
+    if key not in reuse:
+        reuse[key] = torch.empty(shape, dtype=dtype, memory_format=fmt)
+    return reuse[key]
 
 
 def _ptr(t: torch.Tensor | None, dtype: torch.dtype, shape: tuple[int, ...]) -> int:

@@ -91,12 +91,12 @@ class PackedConv:
                 self._corr[(h, w)] = corr.round().to(torch.int32).contiguous()
         return self._corr[(h, w)]
 
-    def pack_input(self, x: torch.Tensor, path: str, threads: int) -> torch.Tensor:
+    def pack_input(self, x: torch.Tensor, path: str, threads: int, reuse: dict | None = None) -> torch.Tensor:
         """Sign-pack an NCHW float input (any layout) and zero-pad it in the bit domain."""
         if self.threshold is not None:
             x = x - self.threshold
         x = x.float().contiguous(memory_format=torch.channels_last)
-        return self.pad(kernels.pack(x, self.groups, path, threads))
+        return self.pad(kernels.pack(x, self.groups, path, threads, reuse))
 
     def pad(self, xp: torch.Tensor) -> torch.Tensor:
         ph, pw = self.padding
@@ -109,9 +109,9 @@ class PackedConv:
         return kernels.conv(xp, self.weights, self.stride, path, threads, self.correction(*x.shape[2:]))
 
     def run_packed(self, xp: torch.Tensor, in_hw: tuple[int, int], path: str, threads: int,
-                   residual: torch.Tensor | None = None, pack_groups: int = 0):
+                   residual: torch.Tensor | None = None, pack_groups: int = 0, reuse: dict | None = None):
         """Epilogue output (NCHW, channels_last memory) and its packed signs from a packed padded input."""
-        epilogue = Epilogue(self.scale, self.mult, self.shift, residual, pack_groups)
+        epilogue = Epilogue(self.scale, self.mult, self.shift, residual, pack_groups, reuse)
         return kernels.conv(xp, self.weights, self.stride, path, threads, self.correction(*in_hw), epilogue)
 
     def __call__(self, x: torch.Tensor, path: str, threads: int | None = None) -> torch.Tensor:

@@ -24,19 +24,23 @@ class _Block:
         self.shortcut = block.shortcut if block.project else None
         self.packed = PackedConv(unit) if self.binary else None
         self.fp = None if self.binary else unit.forward_fp
+        self.reuse: dict = {}  # this block's intermediate outputs, kept across calls
 
     def skip(self, x: torch.Tensor) -> torch.Tensor:
         if self.shortcut is None:
             return x[:, :, 1:-1, 1:-1]
         return self.shortcut(F.avg_pool2d(x, 3, stride=self.stride))
 
-    def __call__(self, x: torch.Tensor, xp: torch.Tensor | None, pack_next: bool, path: str, threads: int):
+    def __call__(self, x: torch.Tensor, xp: torch.Tensor | None, pack_next: bool, path: str, threads: int,
+                 last: bool = False):
+        """(output, its packed signs or None); a non-last output lives in a buffer reused next call."""
         skip = self.skip(x)
         if not self.binary:
             return self.fp(x) + skip, None
+        reuse = None if last else self.reuse
         if xp is None:
-            xp = self.packed.pack_input(x, path, threads)
-        return self.packed.run_packed(xp, tuple(x.shape[2:]), path, threads, skip, 1 if pack_next else 0)
+            xp = self.packed.pack_input(x, path, threads, self.reuse)
+        return self.packed.run_packed(xp, tuple(x.shape[2:]), path, threads, skip, 1 if pack_next else 0, reuse)
 
 
 class PackedResNet:
@@ -54,5 +58,5 @@ class PackedResNet:
         xp = None
         for i, block in enumerate(self.blocks):
             pack_next = i + 1 < len(self.blocks) and self.blocks[i + 1].binary
-            x, xp = block(x, xp, pack_next, self.path, threads)
+            x, xp = block(x, xp, pack_next, self.path, threads, last=i + 1 == len(self.blocks))
         return x

@@ -4,8 +4,8 @@
  * (!(x >= 0), so sign(0) = +1 and NaN counts as -1, as the float path does). Unused tail bits are 0
  * in inputs and weights, so XOR never counts them: dot = K - 2 * popcount(x ^ w).
  * Layouts: packed activations [N, H, W, G, Wg] uint64; packed weights [Cout, kh, kw, Wg] uint64
- * (output channel o belongs to group o / Og) on the portable path, blocked [G][ceil(Og/16)][K][16] on
- * the SIMD paths (64-bit lanes are output channels, so no horizontal sums); float tensors NHWC with channel stride 1.
+ * (output channel o belongs to group o / Og) on the portable path; on AVX-512 blocked [G][ceil(Og/16)][K][16]
+ * words (64-bit lanes are output channels, so no horizontal sums); on AVX2 nibbles (see conv_avx2); float tensors NHWC with channel stride 1.
  * Dispatch: one function per path, each compiled with its own target attribute, so the file builds
  * with default flags; the caller picks the path and this file checks the CPU supports it.
  * Threads: OpenMP over output rows (the caller passes torch.get_num_threads()).
@@ -150,33 +150,6 @@ AVX2_ATTR static inline __m256i narrow_avx2(__m256i a, __m256i b) {
     return _mm256_blend_epi32(lo, hi, 0xF0);
 }
 
-/* Popcounts of 16 output channels (one block) against one im2col row of k words. */
-AVX2_ATTR static inline void block16_avx2(const uint64_t *x, const uint64_t *w, int64_t k, int32_t *pop) {
-    const __m256i lut = _mm256_setr_epi8(0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4,
-                                         0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4);
-    const __m256i low = _mm256_set1_epi8(0x0f), zero = _mm256_setzero_si256();
-    __m256i t0 = zero, t1 = zero, t2 = zero, t3 = zero;
-    int64_t i = 0;
-    while (i < k) {
-        int64_t end = i + 31 < k ? i + 31 : k;
-        __m256i c0 = zero, c1 = zero, c2 = zero, c3 = zero;
-        for (; i < end; i++) {
-            const __m256i xb = _mm256_set1_epi64x((long long)x[i]);
-            const __m256i *wv = (const __m256i *)(w + 16 * i);
-            c0 = _mm256_add_epi8(c0, popcnt_bytes_avx2(_mm256_xor_si256(xb, _mm256_loadu_si256(wv)), lut, low));
-            c1 = _mm256_add_epi8(c1, popcnt_bytes_avx2(_mm256_xor_si256(xb, _mm256_loadu_si256(wv + 1)), lut, low));
-            c2 = _mm256_add_epi8(c2, popcnt_bytes_avx2(_mm256_xor_si256(xb, _mm256_loadu_si256(wv + 2)), lut, low));
-            c3 = _mm256_add_epi8(c3, popcnt_bytes_avx2(_mm256_xor_si256(xb, _mm256_loadu_si256(wv + 3)), lut, low));
-        }
-        t0 = _mm256_add_epi64(t0, _mm256_sad_epu8(c0, zero));
-        t1 = _mm256_add_epi64(t1, _mm256_sad_epu8(c1, zero));
-        t2 = _mm256_add_epi64(t2, _mm256_sad_epu8(c2, zero));
-        t3 = _mm256_add_epi64(t3, _mm256_sad_epu8(c3, zero));
-    }
-    _mm256_storeu_si256((__m256i *)pop, narrow_avx2(t0, t1));
-    _mm256_storeu_si256((__m256i *)(pop + 8), narrow_avx2(t2, t3));
-}
-
 AVX512_ATTR static inline void block16_avx512(const uint64_t *x, const uint64_t *w, int64_t k, int32_t *pop) {
     __m512i t0 = _mm512_setzero_si512(), t1 = t0;
     for (int64_t i = 0; i < k; i++) {
@@ -243,7 +216,154 @@ AVX2_ATTR static inline void epilogue_avx2(const conv_args *a, int64_t n, int64_
         (void)threads;                                                                            \
     }
 
-DEFINE_SIMD(conv_avx2, AVX2_ATTR, block16_avx2)
+
+/* AVX2: nibble lookup with the weights as the shuffle index. For one im2col row, nibble q of the input
+ * selects a 16-byte table t[v] = popcount(x_q ^ v); one vpshufb with 32 weight nibbles (one per output
+ * channel) as the index gives those 32 channels' counts. Weights: [G][ceil(Og/32)][16 K][32] bytes.
+ * Byte counters are widened to 16 bits every 3 words (48 nibbles, at most 4 each). */
+static const uint8_t NIBBLE_LUT[16][32] __attribute__((aligned(32))) = {
+#define ROW(x) {__builtin_popcount(x ^ 0), __builtin_popcount(x ^ 1), __builtin_popcount(x ^ 2), __builtin_popcount(x ^ 3), \
+    __builtin_popcount(x ^ 4), __builtin_popcount(x ^ 5), __builtin_popcount(x ^ 6), __builtin_popcount(x ^ 7), \
+    __builtin_popcount(x ^ 8), __builtin_popcount(x ^ 9), __builtin_popcount(x ^ 10), __builtin_popcount(x ^ 11), \
+    __builtin_popcount(x ^ 12), __builtin_popcount(x ^ 13), __builtin_popcount(x ^ 14), __builtin_popcount(x ^ 15), \
+    __builtin_popcount(x ^ 0), __builtin_popcount(x ^ 1), __builtin_popcount(x ^ 2), __builtin_popcount(x ^ 3), \
+    __builtin_popcount(x ^ 4), __builtin_popcount(x ^ 5), __builtin_popcount(x ^ 6), __builtin_popcount(x ^ 7), \
+    __builtin_popcount(x ^ 8), __builtin_popcount(x ^ 9), __builtin_popcount(x ^ 10), __builtin_popcount(x ^ 11), \
+    __builtin_popcount(x ^ 12), __builtin_popcount(x ^ 13), __builtin_popcount(x ^ 14), __builtin_popcount(x ^ 15)}
+    ROW(0), ROW(1), ROW(2), ROW(3), ROW(4), ROW(5), ROW(6), ROW(7),
+    ROW(8), ROW(9), ROW(10), ROW(11), ROW(12), ROW(13), ROW(14), ROW(15)
+#undef ROW
+};
+
+AVX2_ATTR static inline void widen_store(__m256i lo16, __m256i hi16, int32_t *pop) {
+    /* unpacklo/hi_epi8 left 16-bit lanes in the order [0-7, 16-23] and [8-15, 24-31] */
+    _mm256_storeu_si256((__m256i *)pop, _mm256_cvtepu16_epi32(_mm256_castsi256_si128(lo16)));
+    _mm256_storeu_si256((__m256i *)(pop + 16), _mm256_cvtepu16_epi32(_mm256_extracti128_si256(lo16, 1)));
+    _mm256_storeu_si256((__m256i *)(pop + 8), _mm256_cvtepu16_epi32(_mm256_castsi256_si128(hi16)));
+    _mm256_storeu_si256((__m256i *)(pop + 24), _mm256_cvtepu16_epi32(_mm256_extracti128_si256(hi16, 1)));
+}
+
+/* Up to four 32-channel blocks (nblk, a constant after inlining) against one im2col row of k words. */
+AVX2_ATTR static inline __attribute__((always_inline)) void nibble_blocks(const uint64_t *x, const uint8_t *w,
+                                                                          int64_t k, int64_t bstride,
+                                                                          int32_t *pop, const int nblk) {
+    const __m256i zero = _mm256_setzero_si256();
+    __m256i lo[4], hi[4], acc[4];
+    for (int b = 0; b < nblk; b++) lo[b] = hi[b] = zero;
+    for (int64_t k0 = 0; k0 < k; k0 += 3) {
+        const int64_t k1 = k0 + 3 < k ? k0 + 3 : k;
+        for (int b = 0; b < nblk; b++) acc[b] = zero;
+        for (int64_t kw = k0; kw < k1; kw++) {
+            uint64_t word = x[kw];
+            const uint8_t *wq = w + kw * 16 * 32;
+            for (int i = 0; i < 16; i++, word >>= 4, wq += 32) {
+                const __m256i t = _mm256_load_si256((const __m256i *)NIBBLE_LUT[word & 15]);
+                for (int b = 0; b < nblk; b++)
+                    acc[b] = _mm256_add_epi8(acc[b], _mm256_shuffle_epi8(
+                        t, _mm256_loadu_si256((const __m256i *)(wq + b * bstride))));
+            }
+        }
+        for (int b = 0; b < nblk; b++) {
+            lo[b] = _mm256_add_epi16(lo[b], _mm256_unpacklo_epi8(acc[b], zero));
+            hi[b] = _mm256_add_epi16(hi[b], _mm256_unpackhi_epi8(acc[b], zero));
+        }
+    }
+    for (int b = 0; b < nblk; b++) widen_store(lo[b], hi[b], pop + 32 * b);
+}
+
+/* Two pixels (two im2col rows) against up to two 32-channel blocks: the weight loads are shared. */
+AVX2_ATTR static inline __attribute__((always_inline)) void nibble_pair(const uint64_t *x0, const uint64_t *x1,
+                                                                        const uint8_t *w, int64_t k,
+                                                                        int64_t bstride, int32_t *pop0,
+                                                                        int32_t *pop1, const int nblk) {
+    const __m256i zero = _mm256_setzero_si256();
+    __m256i lo[4], hi[4], acc[4];
+    for (int j = 0; j < 2 * nblk; j++) lo[j] = hi[j] = zero;
+    for (int64_t k0 = 0; k0 < k; k0 += 3) {
+        const int64_t k1 = k0 + 3 < k ? k0 + 3 : k;
+        for (int j = 0; j < 2 * nblk; j++) acc[j] = zero;
+        for (int64_t kw = k0; kw < k1; kw++) {
+            uint64_t w0 = x0[kw], w1 = x1[kw];
+            const uint8_t *wq = w + kw * 16 * 32;
+            for (int i = 0; i < 16; i++, w0 >>= 4, w1 >>= 4, wq += 32) {
+                const __m256i t0 = _mm256_load_si256((const __m256i *)NIBBLE_LUT[w0 & 15]);
+                const __m256i t1 = _mm256_load_si256((const __m256i *)NIBBLE_LUT[w1 & 15]);
+                for (int b = 0; b < nblk; b++) {
+                    const __m256i idx = _mm256_loadu_si256((const __m256i *)(wq + b * bstride));
+                    acc[2 * b] = _mm256_add_epi8(acc[2 * b], _mm256_shuffle_epi8(t0, idx));
+                    acc[2 * b + 1] = _mm256_add_epi8(acc[2 * b + 1], _mm256_shuffle_epi8(t1, idx));
+                }
+            }
+        }
+        for (int j = 0; j < 2 * nblk; j++) {
+            lo[j] = _mm256_add_epi16(lo[j], _mm256_unpacklo_epi8(acc[j], zero));
+            hi[j] = _mm256_add_epi16(hi[j], _mm256_unpackhi_epi8(acc[j], zero));
+        }
+    }
+    for (int b = 0; b < nblk; b++) {
+        widen_store(lo[2 * b], hi[2 * b], pop0 + 32 * b);
+        widen_store(lo[2 * b + 1], hi[2 * b + 1], pop1 + 32 * b);
+    }
+}
+
+/* One output row, two pixels at a time (output channels per group <= 64). */
+AVX2_ATTR static void row_pairs_avx2(const conv_args *a, int64_t n, int64_t oy, uint64_t *col, int32_t *pop) {
+    const int64_t kk = a->kh * a->kw * a->wg, cout = a->g * a->og, nb = (a->og + 31) / 32, bstride = kk * 16 * 32;
+    uint64_t *col1 = col + a->g * kk + 8;
+    int32_t *pop1 = pop + cout + 32;
+    for (int64_t ox = 0; ox < a->ow; ox += 2) {
+        const int pair = ox + 1 < a->ow;
+        im2col_pixel(a, n, oy, ox, col);
+        im2col_pixel(a, n, oy, pair ? ox + 1 : ox, col1);
+        for (int64_t g = 0; g < a->g; g++) {
+            const uint8_t *wb = (const uint8_t *)a->w + g * nb * bstride;
+            if (nb == 2) nibble_pair(col + g * kk, col1 + g * kk, wb, kk, bstride, pop + g * a->og,
+                                     pop1 + g * a->og, 2);
+            else nibble_pair(col + g * kk, col1 + g * kk, wb, kk, bstride, pop + g * a->og, pop1 + g * a->og, 1);
+        }
+        epilogue_avx2(a, n, oy, ox, pop);
+        if (pair) epilogue_avx2(a, n, oy, ox + 1, pop1);
+    }
+}
+
+AVX2_ATTR static void conv_avx2(const conv_args *a, int threads) {
+    const int64_t kk = a->kh * a->kw * a->wg, cout = a->g * a->og, rows = a->n * a->oh;
+    const int64_t nb = (a->og + 31) / 32, bstride = kk * 16 * 32;
+    const uint8_t *wts = (const uint8_t *)a->w;
+    #pragma omp parallel num_threads(threads)
+    {
+        uint64_t *col = malloc((size_t)(2 * (a->g * kk + 8)) * sizeof(uint64_t));
+        int32_t *pop = malloc((size_t)(2 * (cout + 32)) * sizeof(int32_t));
+        #pragma omp for schedule(static)
+        for (int64_t r = 0; r < rows; r++) {
+            int64_t n = r / a->oh, oy = r % a->oh;
+            if (nb <= 2) {
+                row_pairs_avx2(a, n, oy, col, pop);
+                continue;
+            }
+            for (int64_t ox = 0; ox < a->ow; ox++) {
+                im2col_pixel(a, n, oy, ox, col);
+                for (int64_t g = 0; g < a->g; g++) {
+                    const uint64_t *xg = col + g * kk;
+                    for (int64_t b = 0; b < nb; b += 4) {
+                        const uint8_t *wb = wts + (g * nb + b) * bstride;
+                        int32_t *pb = pop + g * a->og + 32 * b;
+                        switch (nb - b >= 4 ? 4 : nb - b) {
+                        case 4: nibble_blocks(xg, wb, kk, bstride, pb, 4); break;
+                        case 3: nibble_blocks(xg, wb, kk, bstride, pb, 3); break;
+                        case 2: nibble_blocks(xg, wb, kk, bstride, pb, 2); break;
+                        default: nibble_blocks(xg, wb, kk, bstride, pb, 1); break;
+                        }
+                    }
+                }
+                epilogue_avx2(a, n, oy, ox, pop);
+            }
+        }
+        free(col);
+        free(pop);
+    }
+    (void)threads;
+}
 DEFINE_SIMD(conv_avx512, AVX512_ATTR, block16_avx512)
 
 AVX2_ATTR static void pack_avx2(const float *v, int64_t c, int64_t g, int64_t wg, uint64_t *dst) {
