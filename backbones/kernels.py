@@ -96,6 +96,15 @@ def _check_float_nhwc(x: torch.Tensor, what: str) -> None:
 BLOCK = 16  # output channels per SIMD block (bitops.c)
 
 
+def _dense_rows(words: torch.Tensor, kvalid: int, kernel: tuple[int, int]) -> torch.Tensor:
+    """Re-pack [Cout, kh, kw, Wg] word-aligned weights with each tap's Cg bits back to back."""
+    cout = words.shape[0]
+    cg = kvalid // (kernel[0] * kernel[1])
+    bits = ((words.unsqueeze(-1) >> torch.arange(64)) & 1).reshape(cout, kernel[0] * kernel[1], -1)[:, :, :cg]
+    neg = bits.reshape(cout, kvalid).float()
+    return pack_torch(-neg.reshape(cout, kvalid, 1, 1) + 0.5, 1).reshape(cout, -1)  # bit 1 where neg = 1
+
+
 @dataclass
 class PackedWeights:
     """Binary weights packed once: [Cout, kh, kw, Wg] int64 words, with the geometry the kernel needs.
@@ -110,17 +119,34 @@ class PackedWeights:
     kvalid: int  # valid bits per output: Cin / groups * kh * kw
     blocked: torch.Tensor | None = None
     nibbles: torch.Tensor | None = None
+    dense_words: torch.Tensor | None = None
 
     def __post_init__(self) -> None:
         g, cout = self.groups, self.words.shape[0]
-        og, k = cout // g, self.words[0].numel()
+        og = cout // g
+        k = self.kernel_words().shape[1]
         nb = -(-og // BLOCK)
-        grouped = F.pad(self.words.reshape(g, og, k), (0, 0, 0, nb * BLOCK - og))
+        grouped = F.pad(self.kernel_words().reshape(g, og, k), (0, 0, 0, nb * BLOCK - og))
         self.blocked = grouped.reshape(g, nb, BLOCK, k).transpose(2, 3).contiguous()
         nb = -(-og // 32)
-        grouped = F.pad(self.words.reshape(g, og, k), (0, 0, 0, nb * 32 - og))
+        grouped = F.pad(self.kernel_words().reshape(g, og, k), (0, 0, 0, nb * 32 - og))
         nib = (grouped.unsqueeze(-1) >> (4 * torch.arange(16))) & 15  # [G, nb * 32, K, 16]
         self.nibbles = nib.reshape(g, nb, 32, k, 16).permute(0, 1, 3, 4, 2).to(torch.uint8).contiguous()
+
+    @property
+    def dense(self) -> bool:
+        """Whether the C kernels read dense im2col rows (Cin / groups not a multiple of 64)."""
+        kh, kw = self.kernel
+        return (self.kvalid // (kh * kw)) % 64 != 0
+
+    def kernel_words(self) -> torch.Tensor:
+        """[Cout, K words] as the C kernels read a row: word-aligned taps, or the taps' bits back to back."""
+        if self.dense_words is None:
+            if not self.dense:
+                self.dense_words = self.words.reshape(self.words.shape[0], -1)
+            else:
+                self.dense_words = _dense_rows(self.words, self.kvalid, self.kernel)
+        return self.dense_words
 
     @property
     def out_channels(self) -> int:
@@ -128,7 +154,7 @@ class PackedWeights:
 
     def for_path(self, path: str) -> torch.Tensor:
         """The layout the kernel of ``path`` reads."""
-        return {"portable": self.words, "avx2": self.nibbles}.get(path, self.blocked)
+        return {"portable": self.kernel_words(), "avx2": self.nibbles}.get(path, self.blocked)
 
 
 def pack_weights(weight: torch.Tensor, groups: int) -> PackedWeights:
@@ -247,7 +273,7 @@ def _call_conv(path, threads, xp, pw, n, h, w, g, wg, stride, oh, ow, corr, out_
     kh, kw = pw.kernel
     _bitops.conv(PATH_IDS[path], threads, xp.data_ptr(), pw.for_path(path).data_ptr(), n, h, w, g, wg,
                  pw.out_channels // g, kh, kw, stride[0], stride[1], oh, ow, pw.kvalid, corr, out_int, out,
-                 scale, mult, shift, *res_args, *pack_args)
+                 scale, mult, shift, *res_args, *pack_args, int(pw.dense))
 
 
 def fma(x: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:

@@ -40,11 +40,44 @@ typedef struct {
     int64_t rsn, rsh, rsw;
     uint64_t *pout;         /* optional packed output [N, OH, OW, G2, Wg2] */
     int64_t g2, wg2;
+    int64_t dense;          /* 1: im2col rows are the K valid bits back to back (see im2col_dense) */
 } conv_args;
 
 /* ---- shared pieces: im2col of one output pixel, the epilogue, sign packing ---- */
 
+/* Words of one im2col row per group: word-aligned pixels (kh * kw * Wg), or dense bits (ceil(K / 64)). */
+static inline int64_t row_words(const conv_args *a) {
+    return a->dense ? (a->kvalid + 63) / 64 : a->kh * a->kw * a->wg;
+}
+
+/* Dense im2col: each tap's Cg valid bits follow the previous tap's directly (for Cg not a multiple of
+ * 64, e.g. 32 channels: half the words of the aligned layout). The weights are packed the same way. */
+static inline void im2col_dense(const conv_args *a, int64_t n, int64_t oy, int64_t ox, uint64_t *col) {
+    const int64_t pix = a->g * a->wg, kk = row_words(a), cg = a->kvalid / (a->kh * a->kw);
+    memset(col, 0, (size_t)(a->g * kk) * sizeof(uint64_t));
+    for (int64_t g = 0; g < a->g; g++) {
+        uint64_t *dst = col + g * kk;
+        int64_t pos = 0;
+        for (int64_t ky = 0; ky < a->kh; ky++) {
+            const uint64_t *row = a->x + ((n * a->h + oy * a->sy + ky) * a->wd + ox * a->sx) * pix + g * a->wg;
+            for (int64_t kx = 0; kx < a->kw; kx++) {
+                for (int64_t w = 0; w < a->wg; w++) {
+                    const uint64_t v = row[kx * pix + w];
+                    const int64_t bits = cg - 64 * w < 64 ? cg - 64 * w : 64, q = pos >> 6, r = pos & 63;
+                    dst[q] |= v << r;
+                    if (r && r + bits > 64) dst[q + 1] |= v >> (64 - r);
+                    pos += bits;
+                }
+            }
+        }
+    }
+}
+
 static inline void im2col_pixel(const conv_args *a, int64_t n, int64_t oy, int64_t ox, uint64_t *col) {
+    if (a->dense) {
+        im2col_dense(a, n, oy, ox, col);
+        return;
+    }
     const int64_t pix = a->g * a->wg, kk = a->kh * a->kw * a->wg;
     for (int64_t g = 0; g < a->g; g++) {
         uint64_t *dst = col + g * kk;
@@ -102,7 +135,7 @@ static inline void pack_output_scalar(const conv_args *a, int64_t n, int64_t oy,
 
 #define DEFINE_PORTABLE(NAME, ATTR)                                                                \
     ATTR static void NAME(const conv_args *a, int threads) {                                      \
-        const int64_t kk = a->kh * a->kw * a->wg, cout = a->g * a->og, rows = a->n * a->oh;       \
+        const int64_t kk = row_words(a), cout = a->g * a->og, rows = a->n * a->oh;       \
         _Pragma("omp parallel num_threads(threads)") {                                            \
             uint64_t *col = malloc((size_t)(a->g * kk + 8) * sizeof(uint64_t));                   \
             int32_t *pop = malloc((size_t)(cout + 16) * sizeof(int32_t));                         \
@@ -195,7 +228,7 @@ AVX2_ATTR static inline void epilogue_avx2(const conv_args *a, int64_t n, int64_
 
 #define DEFINE_SIMD(NAME, ATTR, BLOCK)                                                             \
     ATTR static void NAME(const conv_args *a, int threads) {                                      \
-        const int64_t kk = a->kh * a->kw * a->wg, cout = a->g * a->og, rows = a->n * a->oh;       \
+        const int64_t kk = row_words(a), cout = a->g * a->og, rows = a->n * a->oh;       \
         const int64_t nb = (a->og + 15) / 16;                                                     \
         _Pragma("omp parallel num_threads(threads)") {                                            \
             uint64_t *col = malloc((size_t)(a->g * kk + 8) * sizeof(uint64_t));                   \
@@ -308,7 +341,7 @@ AVX2_ATTR static inline __attribute__((always_inline)) void nibble_pair(const ui
 
 /* One output row, two pixels at a time (output channels per group <= 64). */
 AVX2_ATTR static void row_pairs_avx2(const conv_args *a, int64_t n, int64_t oy, uint64_t *col, int32_t *pop) {
-    const int64_t kk = a->kh * a->kw * a->wg, cout = a->g * a->og, nb = (a->og + 31) / 32, bstride = kk * 16 * 32;
+    const int64_t kk = row_words(a), cout = a->g * a->og, nb = (a->og + 31) / 32, bstride = kk * 16 * 32;
     uint64_t *col1 = col + a->g * kk + 8;
     int32_t *pop1 = pop + cout + 32;
     for (int64_t ox = 0; ox < a->ow; ox += 2) {
@@ -327,7 +360,7 @@ AVX2_ATTR static void row_pairs_avx2(const conv_args *a, int64_t n, int64_t oy, 
 }
 
 AVX2_ATTR static void conv_avx2(const conv_args *a, int threads) {
-    const int64_t kk = a->kh * a->kw * a->wg, cout = a->g * a->og, rows = a->n * a->oh;
+    const int64_t kk = row_words(a), cout = a->g * a->og, rows = a->n * a->oh;
     const int64_t nb = (a->og + 31) / 32, bstride = kk * 16 * 32;
     const uint8_t *wts = (const uint8_t *)a->w;
     #pragma omp parallel num_threads(threads)
@@ -412,15 +445,15 @@ static PyObject *py_supported(PyObject *self, PyObject *args) {
 }
 
 /* conv(path, threads, x, w, n, h, w, g, wg, og, kh, kw, sy, sx, oh, ow, kvalid, corr, out_int, out,
- *      scale, mult, shift, res, rsn, rsh, rsw, pout, g2, wg2); pointers are integers (0 = none). */
+ *      scale, mult, shift, res, rsn, rsh, rsw, pout, g2, wg2, dense); pointers are integers (0 = none). */
 static PyObject *py_conv(PyObject *self, PyObject *args) {
     (void)self;
     int path, threads;
     unsigned long long px, pw, pcorr, pint, pout_f, pscale, pmult, pshift, pres, ppout;
     conv_args a;
-    if (!PyArg_ParseTuple(args, "iiKKLLLLLLLLLLLLLKKKKKKKLLLKLL", &path, &threads, &px, &pw, &a.n, &a.h, &a.wd,
+    if (!PyArg_ParseTuple(args, "iiKKLLLLLLLLLLLLLKKKKKKKLLLKLLL", &path, &threads, &px, &pw, &a.n, &a.h, &a.wd,
                           &a.g, &a.wg, &a.og, &a.kh, &a.kw, &a.sy, &a.sx, &a.oh, &a.ow, &a.kvalid, &pcorr,
-                          &pint, &pout_f, &pscale, &pmult, &pshift, &pres, &a.rsn, &a.rsh, &a.rsw, &ppout, &a.g2, &a.wg2))
+                          &pint, &pout_f, &pscale, &pmult, &pshift, &pres, &a.rsn, &a.rsh, &a.rsw, &ppout, &a.g2, &a.wg2, &a.dense))
         return NULL;
     if (!check_path(path)) return NULL;
     a.x = (const uint64_t *)(uintptr_t)px; a.w = (const uint64_t *)(uintptr_t)pw;
