@@ -40,7 +40,8 @@ class _Block:
         reuse = None if last else self.reuse
         if xp is None:
             xp = self.packed.pack_input(x, path, threads, self.reuse)
-        return self.packed.run_packed(xp, tuple(x.shape[2:]), path, threads, skip, 1 if pack_next else 0, reuse)
+        hw = tuple(x.shape[2:])
+        return self.packed.run_packed(xp, hw, path, threads, skip, 1 if pack_next else 0, reuse)
 
 
 class PackedResNet:

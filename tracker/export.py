@@ -96,7 +96,8 @@ def export_deploy(checkpoint: str | Path, out: str | Path) -> dict[str, Any]:
                 "width": repr(float(mask["width"])), "units": json.dumps(mask["units"], sort_keys=True)}
     side = {"format": FORMAT, "kind": KIND, "deploy_format": DEPLOY_FORMAT, "backbone": mask["backbone"],
             "width": mask["width"], "mask": mask, "source": str(checkpoint), "code_version": code_version(),
-            "binary_weights": n_bits, "bits_per_binary_weight": round(8 * bit_bytes / n_bits, 4) if n_bits else None,
+            "binary_weights": n_bits,
+            "bits_per_binary_weight": round(8 * bit_bytes / n_bits, 4) if n_bits else None,
             "metrics": meta.get("metrics", {})}
     with atomic_path(out) as tmp:
         save_file(tensors, str(tmp), metadata=metadata)
@@ -137,7 +138,7 @@ def _binary_weight(tensors: dict[str, torch.Tensor], key: str, shape: torch.Size
     n = math.prod(shape)
     if bits is None or alpha is None or bits.dtype != torch.uint8 or bits.numel() != (n + 7) // 8 \
             or alpha.shape != (shape[0],) or alpha.dtype != torch.float32:
-        raise CheckpointError(f"deploy checkpoint {path}: binary weight {key} is missing or has the wrong size")
+        raise CheckpointError(f"deploy checkpoint {path}: binary weight {key} is missing or the wrong size")
     neg = np.unpackbits(bits.numpy(), count=n).reshape(shape[0], -1)
     signs = torch.from_numpy(1.0 - 2.0 * neg.astype(np.float32))
     mags = alpha.view(-1, 1).repeat(1, signs.shape[1])
@@ -173,7 +174,7 @@ def load_deploy(path: str | Path, device: str | torch.device = "cpu") -> tuple[S
             tensors[key] = _binary_weight(tensors, key, value.shape, path)
         got = tensors.get(key)
         if got is None or got.shape != value.shape:
-            raise CheckpointError(f"deploy checkpoint {path}: tensor {key} is missing or has the wrong shape for "
+            raise CheckpointError(f"deploy checkpoint {path}: tensor {key} is missing or the wrong shape for "
                                   f"{mask.backbone} width {mask.width:g}")
         state[key] = got
     extra = sorted(set(tensors) - set(state))
