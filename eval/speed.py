@@ -5,7 +5,7 @@ the exemplar for the same architecture all-FP ("fp"), the checkpoint float-simul
 packed ("packed"); per binary unit ``ms_float`` is torch's fastest float32 conv2d of its shape (the
 faster of channels_last and NCHW) against ``ms_packed`` (sign-packing where the runner needs it, plus the
 XNOR-popcount kernel with its epilogue); tracker FPS (``update`` only) of the three on the clip,
-interleaved frame by frame so that a busy machine slows all three alike.
+interleaved frame by frame (and latencies repeat by repeat) so that a busy machine slows all alike.
 
     python -m eval.speed --checkpoint models/resnet_bmin.safetensors --threads 2 [--json]
 """
@@ -91,28 +91,31 @@ STATISTICS = {"median": statistics.median, "min": min}
 STATISTIC = ["median"]  # set from --statistic; min is steadier on a busy machine
 
 
-def median_ms(fn: Callable[[], object], repeats: int, warmup: int = 2) -> float:
-    """Median (or, with --statistic min, the fastest) wall time of ``fn()`` in milliseconds."""
+def interleaved_ms(fns: dict[str, Callable[[], object]], repeats: int, warmup: int = 2) -> dict[str, float]:
+    """Median (or, with --statistic min, fastest) wall ms of each callable, timed in turn in every repeat,
+    so that a machine whose load changes slows them all alike."""
+    times: dict[str, list[float]] = {name: [] for name in fns}
     with torch.no_grad():
         for _ in range(warmup):
-            fn()
-        times = []
+            for fn in fns.values():
+                fn()
         for _ in range(repeats):
-            start = time.perf_counter()
-            fn()
-            times.append(time.perf_counter() - start)
-    return 1000 * STATISTICS[STATISTIC[0]](times)
+            for name, fn in fns.items():
+                start = time.perf_counter()
+                fn()
+                times[name].append(time.perf_counter() - start)
+    return {name: 1000 * STATISTICS[STATISTIC[0]](t) for name, t in times.items()}
 
 
-def fastest_float_conv_ms(x: torch.Tensor, conv: torch.nn.Conv2d, repeats: int) -> float:
-    """torch's fastest float32 conv2d of this shape: the faster of channels_last and NCHW."""
+def float_conv_fns(x: torch.Tensor, conv: torch.nn.Conv2d) -> dict[str, Callable[[], object]]:
+    """torch's float32 conv2d of this unit's shape in channels_last and in NCHW (the faster one counts)."""
     w = torch.randn_like(conv.weight, dtype=torch.float32)
-    best = float("inf")
-    for fmt in (torch.channels_last, torch.contiguous_format):
+    fns = {}
+    for name, fmt in (("float_cl", torch.channels_last), ("float_nchw", torch.contiguous_format)):
         xf, wf = x.contiguous(memory_format=fmt), w.contiguous(memory_format=fmt)
-        best = min(best, median_ms(lambda xf=xf, wf=wf: F.conv2d(xf, wf, None, conv.stride, conv.padding,
-                                                                  conv.dilation, conv.groups), repeats))
-    return best
+        fns[name] = lambda xf=xf, wf=wf: F.conv2d(xf, wf, None, conv.stride, conv.padding, conv.dilation,
+                                                  conv.groups)
+    return fns
 
 
 def unit_inputs(backbone, x: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -158,11 +161,13 @@ def layer_rows(model, embedder, path: str, x: torch.Tensor, repeats: int) -> lis
             continue
         xin = inputs[name].contiguous(memory_format=torch.channels_last)
         pack, kernel = packed_unit_timer(embedder, backbone, name, xin, path)
-        ms_pack = median_ms(pack, repeats) if pack else 0.0
-        ms_kernel = median_ms(kernel, repeats)
-        ms_float = fastest_float_conv_ms(xin, unit.conv, repeats)
+        fns = {**float_conv_fns(xin, unit.conv), "kernel": kernel, "sim": lambda u=unit, v=xin: u(v)}
+        if pack:
+            fns["pack"] = pack
+        ms = interleaved_ms(fns, repeats)
+        ms_float, ms_pack, ms_kernel, ms_sim = (min(ms["float_cl"], ms["float_nchw"]), ms.get("pack", 0.0),
+                                                ms["kernel"], ms["sim"])
         ms_packed = ms_pack + ms_kernel
-        ms_sim = median_ms(lambda u=unit, v=xin: u(v), repeats)
         rows.append({"name": name, "shape": list(xin.shape), "out_channels": unit.conv.out_channels,
                      "ms_float": round(ms_float, 4), "ms_sim": round(ms_sim, 4),
                      "ms_pack": round(ms_pack, 4), "ms_kernel": round(ms_kernel, 4),
@@ -229,8 +234,9 @@ def measure(args: argparse.Namespace) -> dict:
     log(f"kernel {path}, {torch.get_num_threads()} threads, clip {clip} ({len(frames)} frames)")
     backbone = {}
     for label, inp in (("search", x), ("exemplar", z)):
-        backbone[label] = {name: round(median_ms(lambda t=t, i=inp: t.embed(i), args.repeats), 3)
-                           for name, t in (("fp", fp), ("float", float_sim), ("packed", packed))}
+        fns = {name: lambda t=t, i=inp: t.embed(i) for name, t in (("fp", fp), ("float", float_sim),
+                                                                    ("packed", packed))}
+        backbone[label] = {name: round(ms, 3) for name, ms in interleaved_ms(fns, args.repeats).items()}
         log(f"backbone {label}: {backbone[label]}")
     layers = layer_rows(float_sim.model, packed.embed, path, x, args.repeats)
     fps = tracker_fps({"packed": packed, "float": float_sim, "fp": fp}, frames, box)
