@@ -53,6 +53,14 @@ def resolve_path(name: str | None = None) -> str:
     return name
 
 
+def keep_heap() -> bool:
+    """Keep freed large blocks in the process heap (glibc), so per-frame activations stop page-faulting.
+
+    Process-wide: every torch op in the process gains, the float paths included (fair comparisons).
+    """
+    return bool(_bitops is not None and _bitops.keep_heap())
+
+
 def words(bits: int) -> int:
     """64-bit words holding ``bits`` bits."""
     return (bits + 63) // 64

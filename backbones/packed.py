@@ -147,6 +147,7 @@ def _swap_units(backbone: nn.Module, path: str) -> nn.Module:
 def packed_embedder(backbone: nn.Module, path: str | None = None) -> Callable[[torch.Tensor], torch.Tensor]:
     """An inference-only ``embed`` running binary units packed on kernel ``path`` (default: resolved)."""
     path = kernels.resolve_path(path)
+    kernels.keep_heap()
     from backbones.resnet import ResNet
 
     if isinstance(backbone, ResNet) and all(u.rsign is None for u in backbone.units().values()):

@@ -19,6 +19,9 @@
 #ifdef _OPENMP
 #include <omp.h>
 #endif
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
 #define B2_X86 1
@@ -511,7 +514,21 @@ static PyObject *py_pack(PyObject *self, PyObject *args) {
     Py_RETURN_NONE;
 }
 
+/* keep_heap(): glibc returns every freed block over the mmap threshold to the system, so each frame's
+ * large activations page-fault again; keep them in the heap instead (process-wide, FP paths too). */
+static PyObject *py_keep_heap(PyObject *self, PyObject *args) {
+    (void)self;
+    (void)args;
+#ifdef __GLIBC__
+    int ok = mallopt(M_MMAP_THRESHOLD, 32 << 20) && mallopt(M_TRIM_THRESHOLD, 1 << 30);
+    return PyBool_FromLong(ok);
+#else
+    Py_RETURN_FALSE;
+#endif
+}
+
 static PyMethodDef methods[] = {
+    {"keep_heap", py_keep_heap, METH_NOARGS, "Keep freed large blocks in the heap (glibc mallopt)."},
     {"supported", py_supported, METH_VARARGS, "supported(path) -> bool: does this CPU run the path."},
     {"conv", py_conv, METH_VARARGS, "Packed XNOR-popcount convolution (see bitops.c)."},
     {"pack", py_pack, METH_VARARGS, "Sign-pack a float NHWC tensor into 64-bit words."},
