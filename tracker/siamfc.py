@@ -146,10 +146,12 @@ def _embedder(model: SiamFC, device: torch.device, kernels: str):
     """The backbone's ``embed`` for ``kernels`` and the kernel path it runs ('float' when not packed)."""
     if kernels not in KERNELS:
         raise ValueError(f"kernels must be one of {KERNELS}, got {kernels!r}")
+    from backbones.kernels import keep_heap, resolve_path
+    from backbones.packed import packed_embedder
+
+    keep_heap()  # both paths alike: large per-frame activations stay in the heap (no page faults)
     if kernels == "float" or device.type != "cpu":
         return model.backbone.embed, "float"
-    from backbones.kernels import resolve_path
-    from backbones.packed import packed_embedder
 
     path = resolve_path()
     return packed_embedder(model.backbone, path), path
