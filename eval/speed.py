@@ -46,8 +46,8 @@ def load_default_clip(max_frames: int) -> tuple[str, list[np.ndarray], np.ndarra
         from tracker.sample import make_sample  # issue 17
     except ImportError:
         return load_video(FALLBACK_CLIP, max_frames)
-    frames, boxes = make_sample(0)
-    return "sample(seed 0)", [np.asarray(f) for f in list(frames)[:max_frames]], np.asarray(boxes[0], float)
+    frames, boxes = make_sample()
+    return "the built-in sample", [np.asarray(f) for f in list(frames)[:max_frames]], np.asarray(boxes[0], float)
 
 
 def read_init(path: Path, frame: np.ndarray) -> np.ndarray:
