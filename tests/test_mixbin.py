@@ -136,7 +136,7 @@ def test_selection_equals_brute_force_and_never_exceeds_the_budget():
 
 def test_selection_on_the_real_resnet_costs(resnet_costs):
     names = list(resnet_costs.unit_macs)
-    scores = {u: v for u, v in zip(names, [1.0, 0.0, 1.0, 1.0, 0.0, 1.0, 0.5, 0.5])}
+    scores = {u: v for u, v in zip(names, [1.0, 0.0, 1.0, 1.0, 0.0, 1.0, 0.5, 0.5], strict=True)}
     for target in (resnet_costs.min_budget + 1e-6, 0.2, 0.3, 0.55, 1.0):
         exact = select_fp(scores, resnet_costs, target)
         assert exact == select_fp_brute_force(scores, resnet_costs, target)
