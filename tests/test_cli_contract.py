@@ -47,8 +47,8 @@ def cli_modules() -> dict[str, str]:
     found = {}
     for path in sorted(REPO.rglob("*.py")):
         rel = path.relative_to(REPO)
-        if not _importable(rel) or path.name == "__main__.py":
-            continue
+        if not _importable(rel):
+            continue  # a __main__.py keeps its name: ``python -m pkg.__main__`` runs what ``-m pkg`` runs
         source = path.read_text(encoding="utf-8")
         if any(_is_main_guard(node) for node in ast.parse(source, filename=str(path)).body):
             found[".".join(rel.with_suffix("").parts)] = source
