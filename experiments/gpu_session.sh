@@ -12,11 +12,12 @@ trk=${1:?curated tracking root}; cifar=${2:?CIFAR-10 ImageFolder root}; w=${3:?w
 deadline=$(( $(date +%s) + ${DEADLINE:-100000} ))
 dev=${DEVICE:-cuda}; it_fp=${ITERS_FP:-2000}; it_ft=${ITERS_FT:-1500}; it_ref=${ITERS_REF:-1000}
 mkdir -p "$w/trk" "$w/mix" "$w/masks"
-train() {  # train NAME ARGS...: one tracker run, skipped when finished
+train() {  # train NAME ARGS...: one tracker run, skipped when finished, resumed when interrupted
   local name=$1; shift
   [ -f "$w/trk/$name/done" ] && return 0
-  python -m tracker.train --data "$trk" --device "$dev" "$@" --out "$w/trk/$name" > "$w/trk/$name.log" 2>&1 \
-    && touch "$w/trk/$name/done"
+  local resume=(); [ -d "$w/trk/$name/.checkpoints" ] && resume=(--resume)
+  python -m tracker.train --data "$trk" --device "$dev" "$@" "${resume[@]}" --out "$w/trk/$name" \
+    >> "$w/trk/$name.log" 2>&1 && touch "$w/trk/$name/done"
 }
 wait_for() { while [ ! -f "$1" ] && [ "$(date +%s)" -lt "$deadline" ]; do sleep 2; done; [ -f "$1" ]; }
 

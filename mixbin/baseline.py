@@ -25,11 +25,11 @@ import torch
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
+from backbones.checkpoint import load_sliced_weights
 from backbones.cli import UsageError, run_cli
 from backbones.cost import BINARY_OPS_PER_MAC, UnitCosts, reference_costs
 from backbones.mask import Mask
 from backbones.registry import build_backbone
-from mixbin.checkpoint import load_sliced_weights
 from mixbin.common import (
     add_mask_output_args,
     add_task_args,

@@ -11,11 +11,11 @@ from typing import Any
 import torch
 from torch import nn
 
+from backbones.checkpoint import load_weights, save_checkpoint
 from backbones.cli import UsageError, code_version
 from backbones.cost import UnitCosts, reference_costs
 from backbones.mask import Mask, save_mask, with_budget
 from backbones.registry import list_backbones
-from mixbin.checkpoint import load_weights, save_checkpoint
 from mixbin.finetune import DEFAULT_FINETUNE_ITERATIONS, DEFAULT_LR, finetune
 from mixbin.select import check_reachable
 from mixbin.task import TASKS, Task, make_task
@@ -148,5 +148,5 @@ def finish(task: Task, model: nn.Module, mask: Mask, args: argparse.Namespace, s
                                              "command", "code_version", "metrics", "init_from")}
     meta["settings"] = {"input_size": provenance.get("input_size"), "batch_size": provenance.get("batch_size"),
                         "finetune_iterations": args.finetune_iterations, "lr": args.lr}
-    save_checkpoint(model, weights, mask, meta)
+    save_checkpoint(weights, model, mask, meta)
     return save_mask(mask, args.out)

@@ -1,7 +1,8 @@
-"""The one training loop every mask source shares: fixed mask, Adam, cosine learning-rate decay, seeded.
+"""Fine-tuning every mask source shares: fixed mask, Adam, cosine learning-rate decay, seeded.
 
 ``mixbin.train`` (pre-training / fine-tuning), ``mixbin.search`` and ``mixbin.baseline`` all fine-tune
 through ``finetune`` so that only the mask differs between mask sources (same steps, same seed, same data).
+It runs ``tracker.loop.train_over``, the loop ``tracker.train`` trains SiamFC with.
 """
 from __future__ import annotations
 
@@ -9,10 +10,10 @@ import math
 
 import torch
 from torch import nn
-from tqdm import tqdm
 
 from mixbin.provenance import seed_everything
 from mixbin.task import Task
+from tracker.loop import train_over
 
 DEFAULT_FINETUNE_ITERATIONS = 1000
 DEFAULT_LR = 1e-3
@@ -30,22 +31,11 @@ def make_optimizer(params, lr: float) -> torch.optim.Optimizer:
 
 def finetune(task: Task, model: nn.Module, iterations: int, lr: float = DEFAULT_LR, seed: int = 0,
              desc: str = "fine-tune") -> float:
-    """Train ``model`` (its mask fixed) for ``iterations`` steps on ``task``; returns the last loss (nan if none)."""
+    """Train ``model`` (mask fixed) ``iterations`` steps on ``task``; returns the last loss (nan if none)."""
     seed_everything(seed)
     model.train()
     optimizer = make_optimizer(model.parameters(), lr)
-    batches = task.train_batches()
-    last, smooth = float("nan"), None
-    bar = tqdm(range(iterations), desc=desc, dynamic_ncols=True, leave=False)
-    for step in bar:
-        for group in optimizer.param_groups:
-            group["lr"] = cosine(lr, step / max(iterations, 1))
-        loss = task.loss(model, next(batches))
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        last = float(loss.detach())
-        smooth = last if smooth is None else 0.9 * smooth + 0.1 * last
-        bar.set_postfix(loss=f"{smooth:.3f}")
-    bar.close()
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: cosine(1.0, s / max(iterations, 1)))
+    _, last = train_over(task.train_batches(), lambda batch: task.loss(model, batch), optimizer, schedule,
+                         0, iterations, desc=desc, leave=False)
     return last

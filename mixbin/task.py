@@ -8,14 +8,15 @@ with the mask applied) on ``task.device``; ``train_batches()`` -> an endless, se
 provenance (data name and root, split sizes, settings). Attributes: ``name``, ``backbone``, ``width``,
 ``device``, ``seed``.
 
-The tracking task (``tracker.task.TrackingTask``) provides the same on top of ``tracker``: models are
-``tracker.model.SiamFC`` (its ``.backbone`` carries the mask), batches are exemplar/search pairs from the
-tracker's pair sampler, the loss is the tracker's balanced logistic loss, ``evaluate`` reports at least
-``loss`` on held-out pairs, and ``heldout_batch`` is a fixed batch of held-out pairs. ``make_task``
-imports it lazily (same keyword arguments as ``ClassificationTask``), keeping ``mixbin`` importable alone.
+Two tasks implement it: ``ClassificationTask`` (below) and ``mixbin.tracking.TrackingTask``, whose models
+are ``tracker.model.SiamFC`` (its ``.backbone`` carries the mask), batches exemplar/search pairs from the
+tracker's pair sampler, loss the tracker's balanced logistic loss, ``evaluate`` loss and peak accuracy on
+held-out pairs. ``make_task`` builds either with the same keyword arguments; it imports the tracking task
+only when asked for, so classification runs do not load the tracker's data readers.
 """
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Iterator
 from pathlib import Path
@@ -54,6 +55,17 @@ class Task(Protocol):
     def describe(self) -> dict[str, Any]: ...
 
 
+@contextlib.contextmanager
+def evaluating(model: nn.Module) -> Iterator[None]:
+    """The block runs ``model`` in inference mode (batch norm on running statistics); its mode is restored."""
+    was_training = model.training
+    model.eval()
+    try:
+        yield
+    finally:
+        model.train(was_training)
+
+
 def check_input_size(backbone: str, width: float, input_size: int) -> None:
     """UsageError naming the backbone's valid range (``Backbone.check_input_size``) for ``input_size``."""
     try:
@@ -85,7 +97,8 @@ class ClassificationTask:
         """A classifier on the mask's backbone and width with the mask applied, on the task's device."""
         return Classifier(build_masked_backbone(mask), len(self.classes)).to(self.device)
 
-    def _loader(self, dataset: Dataset, shuffle: bool, generator: torch.Generator | None = None) -> DataLoader:
+    def _loader(self, dataset: Dataset, shuffle: bool,
+                generator: torch.Generator | None = None) -> DataLoader:
         return DataLoader(dataset, batch_size=self.batch_size, shuffle=shuffle, generator=generator,
                           num_workers=self.workers, drop_last=shuffle and len(dataset) >= self.batch_size)
 
@@ -112,18 +125,14 @@ class ClassificationTask:
     @torch.no_grad()
     def evaluate(self, model: nn.Module) -> dict[str, float]:
         """Top-1 accuracy and mean cross-entropy on the test split (BN in inference mode)."""
-        was_training = model.training
-        model.eval()
         correct, total, loss = 0, 0, 0.0
-        try:
+        with evaluating(model):
             for images, labels in self._loader(self.test_set, shuffle=False):
                 logits = model(images.to(self.device))
                 labels = labels.to(self.device)
                 loss += float(F.cross_entropy(logits, labels, reduction="sum"))
                 correct += int((logits.argmax(1) == labels).sum())
                 total += len(labels)
-        finally:
-            model.train(was_training)
         return {"accuracy": correct / total, "loss": loss / total, "images": total}
 
     def describe(self) -> dict[str, Any]:
@@ -138,18 +147,14 @@ def make_task(kind: str, **kwargs: Any) -> Task:
     if kind == "classification":
         return ClassificationTask(**kwargs)
     if kind == "tracking":
-        try:
-            from tracker.task import TrackingTask  # type: ignore[import-not-found]
-        except ModuleNotFoundError as err:
-            if err.name not in ("tracker.task", "tracker"):
-                raise
-            raise UsageError("tracking task not available yet (tracker.task.TrackingTask is missing); "
-                             "use --task classification") from None
+        from mixbin.tracking import TrackingTask
+
         return TrackingTask(**kwargs)
     raise UsageError(f"unknown task {kind!r}; choose one of {', '.join(TASKS)}")
 
 
-def epochs_to_iterations(task: Task, epochs: float | None, iterations: int | None, default_epochs: float) -> int:
+def epochs_to_iterations(task: Task, epochs: float | None, iterations: int | None,
+                         default_epochs: float) -> int:
     """Iterations from --iterations, or --epochs (default ``default_epochs``) times the epoch length."""
     if iterations is not None:
         if iterations < 0:

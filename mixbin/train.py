@@ -11,9 +11,9 @@ import argparse
 import time
 from pathlib import Path
 
+from backbones.checkpoint import save_checkpoint
 from backbones.cli import UsageError, code_version, run_cli
 from backbones.mask import resolve_mask
-from mixbin.checkpoint import save_checkpoint
 from mixbin.common import add_length_args, add_task_args, build_task, initial_model
 from mixbin.finetune import DEFAULT_LR, finetune
 from mixbin.provenance import command_line, seed_everything
@@ -62,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
                                                       "input_size": args.input_size, "optimizer": "adam",
                                                       "schedule": "cosine", "last_loss": last},
             "metrics": metrics, "wall_time_s": round(time.perf_counter() - started, 2)}
-    save_checkpoint(model, path, mask, meta)
+    save_checkpoint(path, model, mask, meta)
     print(f"wrote {path}: {mask.backbone} width {mask.width:g}, budget {mask.budget['achieved']:.4f}, "
           f"{iterations} iterations, test accuracy {metrics['accuracy']:.4f}")
     return 0

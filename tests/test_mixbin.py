@@ -10,12 +10,12 @@ import pytest
 import torch
 
 from backbones.base import Classifier
+from backbones.checkpoint import load_sliced_weights, load_weights, save_checkpoint
 from backbones.cli import run_cli
 from backbones.cost import UnitCosts, reference_costs
 from backbones.mask import build_masked_backbone, load_mask, save_mask, uniform_mask
 from backbones.registry import build_classifier
 from mixbin import baseline, search, train
-from mixbin.checkpoint import load_sliced_weights, load_weights, save_checkpoint
 from mixbin.data import ToNetworkInput
 from mixbin.gates import GateSet, anneal, budget_matched_init, heaviside, psi_for
 from mixbin.select import fits, greedy_fill, select_fp, select_fp_brute_force, states_for
@@ -204,7 +204,7 @@ def test_prune_width_matches_the_budget():
 def test_checkpoint_round_trip_into_classifier_and_siamfc(tmp_path):
     mask = uniform_mask("alexnet", 0.25, "fp")
     model = build_classifier("alexnet", 10, 0.25)
-    path = save_checkpoint(model, tmp_path / "ck.safetensors", mask, {"seed": 0})
+    path = save_checkpoint(tmp_path / "ck.safetensors", model, mask, {"seed": 0})
     sidecar = json.loads((tmp_path / "ck.json").read_text())
     expected = {f"backbone.{k}" for k in model.backbone.state_dict()} | {f"head.{k}" for k in model.head.state_dict()}
     assert set(sidecar["tensors"]) == expected

@@ -7,9 +7,10 @@ import pytest
 import torch
 from conftest import TRACKING, needs_shared
 
+from backbones.checkpoint import CheckpointError, save_checkpoint
 from backbones.cli import run_cli
 from tracker.adapters import GotTracker, PytrackingTracker
-from tracker.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from tracker.checkpoint import load_checkpoint
 from tracker.loss import balanced_logistic_loss, response_labels
 from tracker.model import build_siamfc
 from tracker.pairs import SEARCH_SIZE, PairDataset
@@ -23,21 +24,21 @@ def tiny_model(mask="fp"):
     return build_siamfc(mask, "resnet", 0.25)
 
 
-def meta_for(model):
+def mask_of(model):
     from backbones.mask import Mask, with_budget
 
     b = model.backbone
-    return {"mask": with_budget(Mask(b.name, b.width, b.mask_states())).to_json(), "iterations": 0}
+    return with_budget(Mask(b.name, b.width, b.mask_states()))
 
 
 def test_labels_and_balanced_loss():
-    labels = response_labels(15)
+    labels = response_labels(15, 8)
     assert labels.sum() == 13 and labels[7, 7] == 1 and labels[7, 9] == 1 and labels[7, 10] == 0
     logits = torch.zeros(2, 1, 15, 15)
     # All-zero logits: each half of the weight sees log(2).
-    assert balanced_logistic_loss(logits).item() == pytest.approx(np.log(2), rel=1e-5)
+    assert balanced_logistic_loss(logits, 8).item() == pytest.approx(np.log(2), rel=1e-5)
     good = (labels * 20 - 10).expand(2, 1, 15, 15)
-    assert balanced_logistic_loss(good).item() < 1e-3
+    assert balanced_logistic_loss(good, 8).item() < 1e-3
 
 
 @needs_shared
@@ -74,7 +75,9 @@ def test_short_training_lowers_loss_on_fixed_batch():
     opt = torch.optim.SGD(model.parameters(), lr=1e-2, momentum=0.9)
     losses = []
     for _ in range(15):
-        loss = balanced_logistic_loss(model(normalize(z, torch.device("cpu")), normalize(x, torch.device("cpu"))))
+        cpu = torch.device("cpu")
+        logits = model(normalize(z, model.backbone, cpu), normalize(x, model.backbone, cpu))
+        loss = balanced_logistic_loss(logits, model.backbone.total_stride)
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -87,7 +90,7 @@ def test_checkpoint_round_trip_identical_outputs(tmp_path):
     for unit in model.backbone.units().values():
         unit.bn_bin.running_mean.uniform_(-1, 1)
     path = tmp_path / "m.safetensors"
-    save_checkpoint(path, model, meta_for(model))
+    save_checkpoint(path, model, mask_of(model), {"iterations": 0})
     loaded, meta = load_checkpoint(path)
     z, x = torch.randn(1, 3, 127, 127), torch.randn(1, 3, 255, 255)
     assert torch.equal(model(z, x), loaded(z, x))
@@ -98,7 +101,7 @@ def test_checkpoint_round_trip_identical_outputs(tmp_path):
 def test_checkpoint_errors(tmp_path):
     model = tiny_model()
     path = tmp_path / "m.safetensors"
-    save_checkpoint(path, model, meta_for(model))
+    save_checkpoint(path, model, mask_of(model), {"iterations": 0})
     truncated = tmp_path / "t.safetensors"
     truncated.write_bytes(path.read_bytes()[:5000])
     (tmp_path / "t.json").write_text((tmp_path / "m.json").read_text())

@@ -5,11 +5,11 @@ import numpy as np
 import pytest
 import torch
 
+from backbones.checkpoint import CheckpointError, save_checkpoint
 from backbones.cli import UsageError
 from backbones.cost import reference_costs
 from backbones.mask import Mask, with_budget
 from backbones.registry import build_backbone
-from tracker.checkpoint import CheckpointError, save_checkpoint
 from tracker.model import build_siamfc
 from tracker.zoo import DEFAULT_MODELS_DIR, find_zoo, list_zoo, load_zoo_tracker, parse_budget, zoo_dir
 
@@ -34,8 +34,7 @@ def make_zoo(folder, budgets=("1.0", "0.5", "min"), width: float = WIDTH):
     for budget in budgets:
         torch.manual_seed(0)
         mask = budget_mask(budget, width)
-        save_checkpoint(folder / f"resnet_b{budget}.safetensors", build_siamfc(mask),
-                        {"mask": mask.to_json(), "iterations": 0})
+        save_checkpoint(folder / f"resnet_b{budget}.safetensors", build_siamfc(mask), mask, {"iterations": 0})
     return folder
 
 
@@ -106,14 +105,17 @@ def test_load_zoo_tracker_is_a_ready_tracker(zoo, monkeypatch):
     assert box.shape == (4,) and np.all(np.isfinite(box))
 
 
-def test_broken_sidecar_is_one_clear_error(tmp_path):
-    zoo = make_zoo(tmp_path / "z", budgets=("1.0",))
+def test_broken_sidecar_is_one_clear_error_and_blocks_no_other_budget(tmp_path):
+    zoo = make_zoo(tmp_path / "z", budgets=("1.0", "0.5"))
     side = zoo / "resnet_b1.0.json"
     data = json.loads(side.read_text())
     data["mask"].pop("budget")
     side.write_text(json.dumps(data))
-    with pytest.raises(CheckpointError, match="resnet_b1.0.json lacks a readable mask.budget.achieved"):
-        list_zoo(zoo)
+    assert [e.name for e in list_zoo(zoo)] == ["resnet_b0.5"]
+    assert find_zoo(0.5, zoo).name == "resnet_b0.5.safetensors"
+    with pytest.raises(CheckpointError, match="resnet_b1.0.safetensors: its sidecar's mask.budget.achieved"):
+        find_zoo(1.0, zoo)
     side.unlink()
     with pytest.raises(CheckpointError, match="has no sidecar"):
         find_zoo(1.0, zoo)
+    assert find_zoo("min", zoo).name == "resnet_b0.5.safetensors"

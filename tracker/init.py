@@ -10,8 +10,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from backbones.checkpoint import CheckpointError, read_checkpoint
 from backbones.unit import SwitchableConv
-from tracker.checkpoint import CheckpointError, read_tensors
 from tracker.model import SiamFC
 
 # siamfc-pytorch AlexNetV1 module names -> ours (its conv5 has no batch norm).
@@ -46,7 +46,10 @@ def _siamfc_pytorch_tensors(path: Path) -> dict[str, torch.Tensor]:
         if module is not None:
             out[f"backbone.{module}.{parts[3]}"] = tensor
     if not out:
-        raise CheckpointError(f"{path} holds no siamfc-pytorch AlexNet backbone tensors (backbone.conv1.0.weight ...)")
+        raise CheckpointError(f"{path} holds no siamfc-pytorch AlexNet backbone tensors "
+                              "(backbone.conv1.0.weight ...)")
+    if not all(bool(torch.isfinite(t).all()) for t in out.values() if t.is_floating_point()):
+        raise CheckpointError(f"{path} holds NaN or infinite weights")
     return out
 
 
@@ -56,13 +59,14 @@ def load_init(model: SiamFC, path: str | Path) -> int:
     if not path.is_file():
         raise CheckpointError(f"--init-from checkpoint not found: {path}")
     if path.suffix == ".safetensors":
-        source = {k: v for k, v in read_tensors(path)[0].items() if k.startswith("backbone.")}
+        source = {k: v for k, v in read_checkpoint(path).tensors.items() if k.startswith("backbone.")}
     else:
         source = _siamfc_pytorch_tensors(path)
     target = model.state_dict()
     for name, tensor in source.items():
         if name not in target:
-            raise CheckpointError(f"--init-from {path}: tensor {name} does not exist in {model.backbone.name}")
+            raise CheckpointError(f"--init-from {path}: tensor {name} does not exist in "
+                                  f"{model.backbone.name}")
         if tensor.shape != target[name].shape:
             raise CheckpointError(f"--init-from {path}: {name} has shape {tuple(tensor.shape)}, expected "
                                   f"{tuple(target[name].shape)} (another width?)")

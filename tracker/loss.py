@@ -1,24 +1,24 @@
-"""SiamFC's balanced logistic loss and its label map."""
+"""SiamFC's balanced logistic loss and its label map (the stride is the backbone's ``total_stride``)."""
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
 
-POSITIVE_RADIUS = 16  # pixels of the search image
-TOTAL_STRIDE = 8
+POSITIVE_RADIUS = 16.0  # pixels of the search image
 
 
-def response_labels(size: int, radius: float = POSITIVE_RADIUS / TOTAL_STRIDE) -> torch.Tensor:
-    """1 within ``radius`` cells (city-block) of the map's centre, else 0 (siamfc-pytorch's labels)."""
+def response_labels(size: int, total_stride: int, positive_radius: float = POSITIVE_RADIUS) -> torch.Tensor:
+    """1 within ``positive_radius`` pixels (city-block, in cells of ``total_stride`` px) of the centre, else 0
+    (siamfc-pytorch's labels)."""
     offsets = torch.arange(size, dtype=torch.float32) - (size - 1) / 2
     dist = offsets.abs()[:, None] + offsets.abs()[None, :]
-    return (dist <= radius).float()
+    return (dist <= positive_radius / total_stride).float()
 
 
-def balanced_logistic_loss(logits: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+def balanced_logistic_loss(logits: torch.Tensor, total_stride: int,
+                           positive_radius: float = POSITIVE_RADIUS) -> torch.Tensor:
     """Binary cross-entropy where positives and negatives each weigh half (per pair, averaged)."""
-    if labels is None:
-        labels = response_labels(logits.shape[-1]).to(logits.device)
+    labels = response_labels(logits.shape[-1], total_stride, positive_radius).to(logits.device)
     labels = labels.expand_as(logits)
     pos, neg = labels == 1, labels == 0
     weight = torch.zeros_like(labels)

@@ -1,4 +1,5 @@
-"""The SiamFC network: a registry backbone (with its mask) embeds both images; cross-correlation compares them."""
+"""The SiamFC network: a registry backbone (with its mask) embeds both images; a cross-correlation compares
+them."""
 from __future__ import annotations
 
 import torch

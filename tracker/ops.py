@@ -8,15 +8,9 @@ import cv2
 import numpy as np
 import torch
 
-from backbones.base import Backbone
-
 EXEMPLAR_SIZE = 127
 INSTANCE_SIZE = 255
 CONTEXT = 0.5
-# Deprecated aliases of the backbone's input convention, kept only until tracker.train uses
-# ``model.backbone.normalize``; new code must not use them.
-PIXEL_MEAN = Backbone.input_config.mean[0]
-PIXEL_STD = Backbone.input_config.std[0]
 
 
 def box_center(box: np.ndarray) -> np.ndarray:

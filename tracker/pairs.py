@@ -10,14 +10,25 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from backbones.cli import UsageError
 from tracker.ops import EXEMPLAR_SIZE, INSTANCE_SIZE, box_center, crop_and_resize, exemplar_size
-from tracker.sequences import Sequence, read_frame
+from tracker.sequences import Sequence, SequenceError, read_frame
 
 MAX_GAP = 100
 STRETCH = 0.05
 # siamfc-pytorch: CenterCrop(255 - 8) then RandomCrop(255 - 2 * 8): the crop centre moves by up to 4 px.
 SEARCH_SIZE = INSTANCE_SIZE - 2 * 8
 SHIFT = 4
+
+
+class FrameError(UsageError):
+    """A training frame that cannot be read (missing, empty, corrupt): one line, even from a loader worker."""
+
+    def __init__(self, message: str) -> None:
+        # DataLoader re-raises a worker's error as FrameError("Caught ... Original Traceback ...: <message>"):
+        # keep only the original message, the last line.
+        lines = message.strip().splitlines()
+        super().__init__(lines[-1].split("FrameError: ", 1)[-1] if lines else message)
 
 
 class PairDataset(Dataset):
@@ -27,9 +38,11 @@ class PairDataset(Dataset):
                  color_jitter: float = 0.0):
         self.sequences = [s for s in sequences if int(s.valid.sum()) >= 2]
         if not self.sequences:
-            raise ValueError("no sequence has two frames with a valid target")
+            raise UsageError(f"no training pair: none of the {len(sequences)} sequence(s) has two frames "
+                             "with a valid target box")
         self.valid_frames = [np.flatnonzero(s.valid) for s in self.sequences]
-        # Sample sequences in proportion to their valid frames, as siamfc-pytorch's per-sequence epochs do.
+        # Sequences are drawn in proportion to their valid frames, so every annotated frame weighs the same.
+        # (Our choice: siamfc-pytorch draws one pair per sequence per epoch, each sequence equally often.)
         counts = np.array([len(v) for v in self.valid_frames], dtype=np.float64)
         self.weights = counts / counts.sum()
         self.seed = seed
@@ -50,7 +63,10 @@ class PairDataset(Dataset):
 
     def _patch(self, seq: Sequence, frame: int, out_size: int, rng: np.random.Generator,
                shift: np.ndarray) -> np.ndarray:
-        image = read_frame(seq.frames[frame])
+        try:
+            image = read_frame(seq.frames[frame])
+        except SequenceError as err:
+            raise FrameError(f"cannot read training frame: {err}") from None
         box = seq.boxes[frame]
         stretch = 1.0 + rng.uniform(-STRETCH, STRETCH)
         # Region of the 255 crop that the final patch covers, shrunk or grown by the random stretch.

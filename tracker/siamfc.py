@@ -13,8 +13,9 @@ import cv2
 import numpy as np
 import torch
 
+from backbones.cli import resolve_device
 from backbones.cost import reference_costs
-from tracker.checkpoint import CheckpointError, load_checkpoint
+from tracker.checkpoint import load_checkpoint
 from tracker.model import SiamFC
 from tracker.ops import (
     EXEMPLAR_SIZE,
@@ -131,11 +132,9 @@ class SiamFCTracker:
         self.center = np.clip(self.center, [-w / 2, -h / 2], [1.5 * w, 1.5 * h])
 
 
-def load_tracker(path: str | Path, device: str = "cpu", config: TrackerConfig | None = None) -> SiamFCTracker:
-    """Build a tracker from a checkpoint (``.safetensors`` + sidecar)."""
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    if device == "cuda" and not torch.cuda.is_available():
-        raise CheckpointError("--device cuda: no CUDA device is available")
+def load_tracker(path: str | Path, device: str | torch.device = "cpu",
+                 config: TrackerConfig | None = None) -> SiamFCTracker:
+    """Build a tracker from a tracker checkpoint (``.safetensors`` + sidecar) on ``device`` (or 'auto')."""
+    device = resolve_device(device)
     model, _meta = load_checkpoint(path, device)
     return SiamFCTracker(model, config, device, name=Path(path).stem)

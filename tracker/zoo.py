@@ -10,15 +10,14 @@ The folder is ``models/`` at the repository root, or the one named by ``$B2TRACK
 """
 from __future__ import annotations
 
-import json
 import math
 import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from backbones.checkpoint import CheckpointError, read_sidecar
 from backbones.cli import UsageError
-from tracker.checkpoint import CheckpointError, sidecar_path
 from tracker.shipped import shipped_dir
 from tracker.siamfc import SiamFCTracker, load_tracker
 
@@ -71,33 +70,35 @@ def parse_budget(value: str | float) -> float | str:
 
 def _achieved(path: Path) -> float:
     """The achieved budget recorded in a checkpoint's sidecar (``mask.budget.achieved``)."""
-    side = sidecar_path(path)
-    try:
-        meta = json.loads(side.read_text(encoding="utf-8"))
-        achieved = meta["mask"]["budget"]["achieved"]
-    except FileNotFoundError:
-        raise CheckpointError(f"zoo model {path.name} has no sidecar {side.name}") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError) as err:
-        raise CheckpointError(f"zoo sidecar {side} lacks a readable mask.budget.achieved ({err})") from None
+    meta = read_sidecar(path)
+    budget = meta["mask"].get("budget") if isinstance(meta["mask"], dict) else None
+    achieved = budget.get("achieved") if isinstance(budget, dict) else None
     if isinstance(achieved, bool) or not isinstance(achieved, (int, float)) or not 0 < achieved <= 1:
-        raise CheckpointError(f"zoo sidecar {side}: mask.budget.achieved must be in (0, 1], got {achieved!r}")
+        raise CheckpointError(f"zoo model {path.name}: its sidecar's mask.budget.achieved must be a number "
+                              f"in (0, 1], got {achieved!r}")
     return float(achieved)
 
 
-def list_zoo(models_dir: str | Path | None = None) -> list[ZooEntry]:
-    """The shipped models, highest budget first; files not named ``<backbone>_b<budget>`` are ignored."""
-    folder = zoo_dir(models_dir)
-    if not folder.is_dir():
-        return []
-    entries = []
-    for path in folder.glob("*.safetensors"):
+def _scan(folder: Path) -> tuple[list[ZooEntry], dict[str, CheckpointError]]:
+    """The readable zoo entries in ``folder``, and the error of each unreadable one by file stem."""
+    entries, broken = [], {}
+    for path in sorted(folder.glob("*.safetensors")) if folder.is_dir() else []:
         match = NAME_PATTERN.match(path.stem)
         if not match:
             continue
         asked = match["budget"]
         budget: float | str = "min" if asked == "min" else float(asked)
-        entries.append(ZooEntry(path.stem, path, match["backbone"], budget, _achieved(path)))
-    return sorted(entries, key=lambda e: (-e.achieved, e.backbone != DEFAULT_BACKBONE, e.name))
+        try:
+            entries.append(ZooEntry(path.stem, path, match["backbone"], budget, _achieved(path)))
+        except CheckpointError as err:
+            broken[path.stem] = err
+    return sorted(entries, key=lambda e: (-e.achieved, e.backbone != DEFAULT_BACKBONE, e.name)), broken
+
+
+def list_zoo(models_dir: str | Path | None = None) -> list[ZooEntry]:
+    """The readable shipped models, highest budget first; files not named ``<backbone>_b<budget>`` and
+    models with a broken sidecar are left out (``find_zoo`` names the broken one when it is asked for)."""
+    return _scan(zoo_dir(models_dir))[0]
 
 
 def _matches(entry: ZooEntry, budget: float) -> bool:
@@ -106,19 +107,33 @@ def _matches(entry: ZooEntry, budget: float) -> bool:
     return f"{shipped:.2f}" == f"{budget:.2f}"
 
 
+def _named_for(stem: str, wanted: float | str, backbone: str | None) -> bool:
+    """Whether a zoo file name ``<backbone>_b<budget>`` is the one asked for (by its name alone)."""
+    match = NAME_PATTERN.match(stem)
+    if match is None or backbone not in (None, match["backbone"]):
+        return False
+    if "min" in (wanted, match["budget"]):
+        return wanted == match["budget"]
+    return f"{float(match['budget']):.2f}" == f"{float(wanted):.2f}"
+
+
 def find_zoo(budget: str | float, models_dir: str | Path | None = None, backbone: str | None = None) -> Path:
     """The checkpoint shipped for ``budget`` ('min' = the smallest shipped); UsageError listing them if none.
 
     Several backbones at one budget: ``backbone`` picks one, else resnet, else the first by name.
     """
     wanted = parse_budget(budget)
-    entries = [e for e in list_zoo(models_dir) if backbone is None or e.backbone == backbone]
+    readable, broken = _scan(zoo_dir(models_dir))
+    entries = [e for e in readable if backbone is None or e.backbone == backbone]
     if wanted == "min":
         found = sorted(entries, key=lambda e: e.achieved)[:1]
     else:
         found = [e for e in entries if _matches(e, float(wanted))]
     if found:
         return found[0].path
+    for stem, err in broken.items():
+        if _named_for(stem, wanted, backbone):
+            raise err  # the model asked for is there but unreadable: say why, not "not shipped"
     folder = zoo_dir(models_dir)
     which = f"{backbone} " if backbone else ""
     shipped = ", ".join(dict.fromkeys(e.label() for e in entries)) or "none"

@@ -1,6 +1,7 @@
 """MixBin's tracking task: SiamFC pairs and loss, so masks can be searched on tracking data directly.
 
-Implements ``mixbin.task.Task`` (``mixbin.search --task tracking --data ROOT``): training pairs come from
+Implements ``mixbin.task.Task`` (``mixbin.search --task tracking --data ROOT``) on top of ``tracker``;
+``mixbin.finetune`` trains it through the loop ``tracker.train`` uses. Training pairs come from
 ``ROOT/splits/train.txt`` and every held-out pair (probes of iterative / sensitivity, evaluation) from
 ``ROOT/splits/val.txt``, so nothing scored is ever trained on.
 """
@@ -16,8 +17,9 @@ from torch.utils.data import DataLoader
 
 from backbones.cli import UsageError
 from backbones.mask import Mask
-from tracker.loss import POSITIVE_RADIUS, TOTAL_STRIDE, balanced_logistic_loss
-from tracker.model import SiamFC, build_siamfc
+from mixbin.task import evaluating
+from tracker.loss import POSITIVE_RADIUS, balanced_logistic_loss
+from tracker.model import build_siamfc
 from tracker.pairs import OffsetSampler, PairDataset
 from tracker.sequences import load_sequences
 from tracker.train import normalize
@@ -58,13 +60,17 @@ class TrackingTask:
         sampler = OffsetSampler(0, count, self.batch_size)
         return DataLoader(dataset, batch_size=self.batch_size, sampler=sampler, num_workers=self.workers)
 
+    def _input(self, patches: torch.Tensor, model: nn.Module) -> torch.Tensor:
+        return normalize(patches, model.backbone, self.device)
+
     def train_batches(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """Endless seeded training pairs; the same sequence on every call."""
         yield from self._batches(self.train_pairs, 2**40)
 
     def loss(self, model: nn.Module, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
         z, x = batch
-        return balanced_logistic_loss(model(normalize(z, self.device), normalize(x, self.device)))
+        logits = model(self._input(z, model), self._input(x, model))
+        return balanced_logistic_loss(logits, model.backbone.total_stride)
 
     def heldout_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
         """A fixed batch of val-split pairs (32 at most)."""
@@ -75,28 +81,22 @@ class TrackingTask:
 
     @torch.no_grad()
     def evaluate(self, model: nn.Module) -> dict[str, float]:
-        """On fixed val pairs: mean loss, and accuracy = share of responses peaking within 16 px of the target."""
-        was_training = model.training
-        model.eval()
+        """On fixed val pairs: mean loss, and accuracy = share of responses peaking within 16 px of the
+        target."""
         loss, hits, total = 0.0, 0, 0
-        radius = POSITIVE_RADIUS / TOTAL_STRIDE
-        try:
+        radius = POSITIVE_RADIUS / model.backbone.total_stride
+        with evaluating(model):
             for z, x in self._batches(self.val_pairs, -(-self.eval_pairs // self.batch_size)):
-                logits = model(normalize(z, self.device), normalize(x, self.device))
-                loss += float(balanced_logistic_loss(logits)) * len(z)
+                logits = model(self._input(z, model), self._input(x, model))
+                loss += float(balanced_logistic_loss(logits, model.backbone.total_stride)) * len(z)
                 size = logits.shape[-1]
                 peak = logits.flatten(1).argmax(1)
                 rows, cols = peak // size - (size - 1) / 2, peak % size - (size - 1) / 2
                 hits += int(((rows.abs() + cols.abs()) <= radius).sum())
                 total += len(z)
-        finally:
-            model.train(was_training)
         return {"accuracy": hits / total, "loss": loss / total, "pairs": total}
 
     def describe(self) -> dict[str, Any]:
         return {"task": self.name, "data": self.data_root.name, "data_root": str(self.data_root),
                 "sequences": {"train": len(self.train_pairs.sequences), "val": len(self.val_pairs.sequences)},
                 "batch_size": self.batch_size, "eval_pairs": self.eval_pairs}
-
-
-__all__ = ["SiamFC", "TrackingTask"]
