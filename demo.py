@@ -18,14 +18,30 @@ from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
 from tqdm import tqdm
 
-from backbones.cli import ArgumentParser, UsageError, atomic_path, positive_int, run_cli
-from tracker.siamfc import SiamFCTracker, load_tracker
-from tracker.zoo import find_zoo
+from backbones.cli import (
+    ArgumentParser,
+    Terminated,
+    UsageError,
+    add_device_arg,
+    add_threads_arg,
+    apply_threads,
+    atomic_path,
+    check_output_file,
+    int_range,
+    positive_int,
+    remove_stale_temporaries,
+    resolve_device,
+    run_cli,
+)
+
+if TYPE_CHECKING:  # torch loads inside main(), where Ctrl-C during start-up is one line
+    from tracker.siamfc import SiamFCTracker
 
 WINDOW = "b2track"
 DEFAULT_BUDGET = "0.3"
@@ -35,6 +51,7 @@ VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv")
 GREEN, RED, WHITE = (0, 200, 0), (0, 0, 255), (255, 255, 255)
 KEYS = {ord("q"): "quit", 27: "quit", ord(" "): "pause", ord("r"): "reselect"}
 SAMPLE_OUTPUT = "b2track_sample.mp4"
+MAX_WEBCAM = 9999  # OpenCV's legacy indices add an API offset (200 + N: V4L2); past int32 it crashes
 
 EPILOG = """\
 keys (with a window): q or Esc quits, space pauses / resumes, r re-selects the target on the current
@@ -63,7 +80,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="track the built-in sample sequence (the default when no source is given) and "
                           "print its success AUC and precision at 20 px against the ground truth")
     src.add_argument("--video", metavar="FILE", help="a video file OpenCV can read (.mp4, .avi, ...)")
-    src.add_argument("--webcam", type=int, metavar="N", help="webcam index (0 = the default camera)")
+    src.add_argument("--webcam", type=int_range(0, MAX_WEBCAM), metavar="N",
+                     help="webcam index (0 = the default camera)")
     src.add_argument("--images", metavar="DIR",
                      help=f"a folder of frames ({', '.join(IMAGE_SUFFIXES)}), in natural name order")
     p.add_argument("--budget", metavar="B",
@@ -81,10 +99,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-display", action="store_true", help="run headless (no window)")
     p.add_argument("--max-frames", type=positive_int, metavar="N",
                    help="stop after N frames, counting the first (default: the whole source)")
-    p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto",
-                   help="torch device (default: auto = cuda when available)")
-    p.add_argument("--threads", type=int, default=0, metavar="N",
-                   help="torch CPU threads (0 = torch's default)")
+    add_device_arg(p)
+    add_threads_arg(p)
     return p
 
 
@@ -107,17 +123,29 @@ def has_display() -> bool:
     return True
 
 
-def check_outputs(args: argparse.Namespace) -> None:
-    """Reject output names that cannot work before anything is opened."""
-    if args.output:
-        out = Path(args.output)
-        if out.suffix.lower() not in VIDEO_SUFFIXES:
-            raise UsageError(f"--output {out} must end in one of {', '.join(VIDEO_SUFFIXES)}")
-        if args.video and out.resolve() == Path(args.video).resolve():
-            raise UsageError(f"--output {out} would overwrite the input video")
-    for name in (args.output, args.save_boxes):
-        if name and Path(name).is_dir():
-            raise UsageError(f"output {name} is a folder; give a file name")
+def check_outputs(args: argparse.Namespace, inputs: list[Path]) -> None:
+    """Before anything is opened: outputs that can be written, that are none of ``inputs`` nor each other.
+
+    Temporaries a killed earlier run left beside them are removed.
+    """
+    for option, name in (("--output", args.output), ("--save-boxes", args.save_boxes)):
+        if name == "":
+            raise UsageError(f"{option}: the path is empty")
+    if args.output and Path(args.output).suffix.lower() not in VIDEO_SUFFIXES:
+        raise UsageError(f"--output {args.output} must end in one of {', '.join(VIDEO_SUFFIXES)}")
+    if args.output and args.save_boxes:
+        check_output_file(args.save_boxes, "--save-boxes", inputs=[args.output])
+    for option, name in (("--output", args.output), ("--save-boxes", args.save_boxes)):
+        if name:
+            remove_stale_temporaries(check_output_file(name, option, inputs=inputs))
+
+
+def run_inputs(args: argparse.Namespace, checkpoint: Path) -> list[Path]:
+    """Every file this run reads: the video or the frames, the checkpoint and its sidecar."""
+    from backbones.checkpoint import sidecar_path
+
+    found = [Path(args.video)] if args.video else list_images(args.images) if args.images else []
+    return [*found, checkpoint, sidecar_path(checkpoint)]
 
 
 def resolve_checkpoint(args: argparse.Namespace) -> Path:
@@ -126,6 +154,8 @@ def resolve_checkpoint(args: argparse.Namespace) -> Path:
         raise UsageError("give --budget (a zoo model) or --checkpoint, not both")
     if args.checkpoint:
         return Path(args.checkpoint)
+    from tracker.zoo import find_zoo
+
     return find_zoo(args.budget or DEFAULT_BUDGET)
 
 
@@ -176,9 +206,7 @@ class FolderSource(FrameSource):
         path = next(self.files, None)
         if path is None:
             return None
-        frame = cv2.imdecode(np.fromfile(path, dtype=np.uint8), cv2.IMREAD_COLOR)
-        if frame is None:
-            raise UsageError(f"cannot read image {path} (not an image OpenCV can decode)")
+        frame = read_image(path)
         size = frame.shape[1::-1]
         if self.size is not None and size != self.size:
             raise UsageError(f"image {path} is {size[0]}x{size[1]}, "
@@ -187,33 +215,57 @@ class FolderSource(FrameSource):
         return frame
 
 
+def read_image(path: Path) -> np.ndarray:
+    """One BGR image, or a UsageError naming the file (empty, unreadable, or not an image)."""
+    try:
+        data = np.fromfile(path, dtype=np.uint8)
+        frame = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
+    except (OSError, cv2.error) as err:
+        raise UsageError(f"cannot read image {path}: {err}") from None
+    if frame is None:
+        empty = " (an empty file)" if data.size == 0 else ""
+        raise UsageError(f"cannot read image {path}{empty}: not an image OpenCV can decode")
+    return frame
+
+
 def _natural_key(path: Path) -> list:
     """Sort key that puts frame2.jpg before frame10.jpg."""
     return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", path.name)]
 
 
-def _open_capture(target: str | int) -> cv2.VideoCapture:
-    """``cv2.VideoCapture`` with OpenCV's and FFmpeg's own warnings silenced (we report one line)."""
+def _quiet_video(make: Callable, *args) -> object:
+    """``make(*args)`` (a capture or a writer) with OpenCV's and FFmpeg's own messages silenced: we report
+    one line. FFmpeg reads its level when first used, so every video object is made through here."""
     os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
     level = cv2.utils.logging.getLogLevel()
     cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
     try:
-        return cv2.VideoCapture(target)
+        return make(*args)
     finally:
         cv2.utils.logging.setLogLevel(level)
+
+
+def _open_capture(target: str | int) -> cv2.VideoCapture:
+    """``cv2.VideoCapture`` of a file or a webcam, quietly."""
+    return _quiet_video(cv2.VideoCapture, target)
+
+
+def list_images(folder: str | Path) -> list[Path]:
+    """The frames of an --images folder in natural name order; UsageError when there are none."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise UsageError(f"image folder not found: {folder}")
+    files = sorted((f for f in folder.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES and f.is_file()),
+                   key=_natural_key)
+    if not files:
+        raise UsageError(f"no images ({', '.join(IMAGE_SUFFIXES)}) in folder {folder}")
+    return files
 
 
 def open_source(args: argparse.Namespace) -> FrameSource:
     """Open --video, --webcam or --images; UsageError when it does not open."""
     if args.images is not None:
-        folder = Path(args.images)
-        if not folder.is_dir():
-            raise UsageError(f"image folder not found: {folder}")
-        files = sorted((f for f in folder.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES and f.is_file()),
-                       key=_natural_key)
-        if not files:
-            raise UsageError(f"no images ({', '.join(IMAGE_SUFFIXES)}) in folder {folder}")
-        return FolderSource(str(folder), files)
+        return FolderSource(str(args.images), list_images(args.images))
     if args.video is not None:
         path = Path(args.video)
         if path.is_dir():
@@ -260,8 +312,12 @@ def draw_overlay(frame: np.ndarray, box, info: Overlay) -> np.ndarray:
     scale = max(0.7, min(1.5, out.shape[1] / 640))
     thick = max(1, round(2 * scale))
     colour = RED if info.lost else GREEN
-    x, y, bw, bh = (round(float(v)) for v in box)
-    cv2.rectangle(out, (x, y), (x + bw, y + bh), colour, thick)
+    h, w = out.shape[:2]
+    x0, y0, bw, bh = (float(v) for v in box)
+    # a box far outside the frame is drawn clipped (OpenCV takes 32-bit coordinates)
+    x, y, x1, y1 = (round(min(max(v, -limit), 2 * limit)) for v, limit in
+                    ((x0, w), (y0, h), (x0 + bw, w), (y0 + bh, h)))
+    cv2.rectangle(out, (x, y), (x1, y1), colour, thick)
     if info.lost:
         cv2.putText(out, "LOST?", (max(0, x), max(int(20 * scale), y - 6)), cv2.FONT_HERSHEY_SIMPLEX,
                     0.8 * scale, RED, thick, cv2.LINE_AA)
@@ -304,38 +360,82 @@ def start_tracker(tracker: SiamFCTracker, frame: np.ndarray, box: list[float]) -
 # ---------------------------------------------------------------- outputs
 
 
+def decoded_frames(path: Path) -> int:
+    """How many frames a video file's container says it holds (0 when it does not open)."""
+    capture = _open_capture(str(path))
+    try:
+        return int(capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0) if capture.isOpened() else 0
+    finally:
+        capture.release()
+
+
 @contextmanager
 def video_sink(path: str | Path, fps: float, size: tuple[int, int]) -> Iterator[Callable[[np.ndarray], None]]:
-    """Write frames to ``path`` (mp4v) through a temporary file renamed at the end, removed on failure."""
+    """Write frames to ``path`` (mp4v) through a temporary file renamed at the end, removed on failure.
+
+    OpenCV's writer reports no write error (a full disk), so the finished file is opened again and
+    renamed into place only when it holds every frame.
+    """
     with atomic_path(path) as tmp:
-        writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*"mp4v"), fps, size)
+        writer = _quiet_video(cv2.VideoWriter, str(tmp), cv2.VideoWriter_fourcc(*"mp4v"), fps, size)
+        written = 0
+
+        def write(frame: np.ndarray) -> None:
+            nonlocal written
+            writer.write(frame)
+            written += 1
+
         try:
             if not writer.isOpened():
                 raise UsageError(f"cannot write video {path}: OpenCV has no mp4v writer for it")
-            yield writer.write
+            yield write
         finally:
             writer.release()
+        found = decoded_frames(tmp)
+        if found != written:
+            raise UsageError(f"writing video {path} failed: the file holds {found} of {written} frames "
+                             "(is the disk full?); nothing was written")
 
 
 @contextmanager
 def boxes_sink(path: str | Path) -> Iterator[Callable[[np.ndarray], None]]:
-    """Write one ``x,y,w,h`` line per frame to ``path``, atomically."""
-    with atomic_path(path) as tmp, tmp.open("w", encoding="utf-8") as f:
-        yield lambda box: f.write(",".join(f"{float(v):.2f}" for v in box) + "\n")
+    """Write one ``x,y,w,h`` line per frame to ``path``, atomically; a failed write is one line."""
+    def failed(err: OSError) -> UsageError:
+        return UsageError(f"writing {path} failed: {err.strerror or err}; nothing was written")
+
+    with atomic_path(path) as tmp:
+        f = tmp.open("w", encoding="utf-8")
+
+        def write(box) -> None:
+            try:
+                f.write(",".join(f"{float(v):.2f}" for v in box) + "\n")
+            except OSError as err:
+                raise failed(err) from None
+
+        try:
+            yield write
+        finally:
+            try:
+                f.close()
+            except OSError as err:
+                raise failed(err) from None
 
 
 @contextmanager
 def open_outputs(args: argparse.Namespace, fps: float, size: tuple[int, int]) -> Iterator[list[Callable]]:
-    """The writers asked for (--output video, --save-boxes), as ``write(annotated, box)`` callables."""
+    """The writers asked for (--output video, --save-boxes), as ``write(annotated, box)`` callables.
+
+    The video is finished (and checked) first, so a video that fails leaves no boxes file either.
+    """
     with ExitStack() as stack:
         writers: list[Callable] = []
         try:
-            if args.output:
-                write_frame = stack.enter_context(video_sink(args.output, fps, size))
-                writers.append(lambda annotated, box: write_frame(annotated))
             if args.save_boxes:
                 write_box = stack.enter_context(boxes_sink(args.save_boxes))
                 writers.append(lambda annotated, box: write_box(box))
+            if args.output:
+                write_frame = stack.enter_context(video_sink(args.output, fps, size))
+                writers.append(lambda annotated, box: write_frame(annotated))
         except OSError as err:
             raise UsageError(f"cannot write output: {err}") from None
         yield writers
@@ -371,6 +471,26 @@ def wait_paused(annotated: np.ndarray) -> str | None:
             return None
 
 
+def react(action: str | None, frame: np.ndarray, box, info: Overlay, tracker: SiamFCTracker,
+          stats: RunStats) -> bool:
+    """Act on a key ('pause' holds the frame, 'reselect' re-draws the target); True when quitting."""
+    if action == "pause":
+        info.paused = True
+        action = wait_paused(draw_overlay(frame, box, info))
+        info.paused = False
+    if action == "reselect":
+        chosen = select_target(frame)
+        if chosen is not None:
+            tracker.init(frame, chosen)
+            stats.reselections += 1
+    return action == "quit"
+
+
+def stop_name(stop: KeyboardInterrupt) -> str:
+    """How a run was stopped from outside: 'SIGTERM' or 'Ctrl-C'."""
+    return "SIGTERM" if isinstance(stop, Terminated) else "Ctrl-C"
+
+
 def track(source: FrameSource, tracker: SiamFCTracker, frame: np.ndarray, box: list[float],
           writers: list[Callable], display: bool, max_frames: int | None) -> RunStats:
     """Track frame by frame: write and show each annotated frame, handle the keys; returns the stats."""
@@ -387,19 +507,9 @@ def track(source: FrameSource, tracker: SiamFCTracker, frame: np.ndarray, box: l
                 write(annotated, box)
             stats.frames += 1
             bar.update()
-            action = show(annotated) if display else None
-            if action == "pause":
-                info.paused = True
-                action = wait_paused(draw_overlay(frame, box, info))
-                info.paused = False
-            if action == "quit":
+            if display and react(show(annotated), frame, box, info, tracker, stats):
                 stats.stopped = "quit"
                 break
-            if action == "reselect":
-                chosen = select_target(frame)
-                if chosen is not None:
-                    tracker.init(frame, chosen)
-                    stats.reselections += 1
             if max_frames is not None and stats.frames >= max_frames:
                 stats.stopped = f"--max-frames {max_frames}"
                 break
@@ -415,8 +525,10 @@ def track(source: FrameSource, tracker: SiamFCTracker, frame: np.ndarray, box: l
             info.fps, info.confidence, info.lost = len(times) / sum(times), tracker.confidence, tracker.lost
             if stats.frames % 10 == 0:
                 bar.set_postfix(fps=f"{info.fps:.1f}", conf=f"{info.confidence:.2f}", refresh=False)
-    except KeyboardInterrupt:
-        stats.stopped = "Ctrl-C"
+    except KeyboardInterrupt as stop:  # Ctrl-C or SIGTERM: stop here, keeping what was written
+        if stats.frames == 0:
+            raise  # nothing written yet: the outputs are dropped and run_cli reports the interruption
+        stats.stopped = stop_name(stop)
     finally:
         bar.close()
         stats.wall_seconds = time.perf_counter() - start
@@ -484,20 +596,20 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     sample = use_sample(args)
     init_box = parse_box(args.init) if args.init is not None else None
-    check_outputs(args)
     display = not args.no_display and has_display()
     if init_box is None and not display:
         raise UsageError("--init x,y,w,h is needed without a display (--no-display, or no DISPLAY / "
                          "WAYLAND_DISPLAY): there is no window to draw the target in")
-    if args.threads > 0:
-        import torch
-
-        torch.set_num_threads(args.threads)
     checkpoint = resolve_checkpoint(args)
+    check_outputs(args, run_inputs(args, checkpoint))
+    apply_threads(args.threads)
+    device = resolve_device(args.device)
+    from tracker.siamfc import load_tracker
+
     source = open_source(args)
     try:
         frame = first_frame(source)
-        tracker = load_tracker(checkpoint, device=args.device)
+        tracker = load_tracker(checkpoint, device=device)
         box = init_box if init_box is not None else select_target(frame)
         if box is None:
             print("no target selected (selection cancelled); nothing to track", file=sys.stderr)

@@ -6,8 +6,11 @@ import contextlib
 import math
 import os
 import re
+import shutil
+import signal
 import sys
 import tempfile
+import threading
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -20,13 +23,18 @@ class UsageError(Exception):
     """Bad input from the user: reported as one line on stderr, exit code 2, no traceback."""
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (kill, timeout, a container stop) raised as an exception, so cleanups run as for Ctrl-C."""
+
+
 class ArgumentParser(argparse.ArgumentParser):
     """argparse whose usage errors are UsageErrors: one line and exit code 2 through ``run_cli``."""
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        # A value such as "-50,100,100,100" (a box with a negative x) is a value, not an option.
-        self._negative_number_matcher = re.compile(r"^-\d*\.?\d+([,\s][-+\d.eE,\s]*)?$")
+        # A value such as "-50,100,100,100" (a box with a negative x) or "-1e-3" is a value, not an option.
+        self._negative_number_matcher = re.compile(
+            r"^-(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?([,\s][-+\d.eE,\s]*)?$")
 
     def error(self, message: str) -> None:  # type: ignore[override]
         raise UsageError(message)
@@ -39,34 +47,65 @@ def _int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
 
 
-def positive_int(text: str) -> int:
-    """argparse type: an integer >= 1."""
-    value = _int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
-
-
-def nonnegative_int(text: str) -> int:
-    """argparse type: an integer >= 0."""
-    value = _int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
-    return value
-
-
-def positive_float(text: str) -> float:
-    """argparse type: a finite float > 0 (learning rates, scales)."""
+def finite_float(text: str) -> float:
+    """argparse type: a finite float (no nan, no inf)."""
     try:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not math.isfinite(value) or value <= 0:
-        raise argparse.ArgumentTypeError(f"expected a finite number > 0, got {text!r}")
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
     return value
 
 
+def int_range(low: int, high: int | None = None, name: str | None = None) -> Callable[[str], int]:
+    """argparse type factory: an integer in [low, high] (no upper bound when ``high`` is None).
+
+    Out-of-range values are refused, never clamped.
+    """
+    expected = f"an integer >= {low}" if high is None else f"an integer from {low} to {high}"
+
+    def parse(text: str) -> int:
+        value = _int(text)
+        if value < low or (high is not None and value > high):
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}")
+        return value
+
+    parse.__name__ = name or f"int_{low}_{high}"
+    return parse
+
+
+def float_range(low: float, high: float | None = None, low_open: bool = False,
+                name: str | None = None) -> Callable[[str], float]:
+    """argparse type factory: a finite float in [low, high], or (low, high] with ``low_open`` (no upper
+    bound when ``high`` is None). Out-of-range values are refused, never clamped."""
+    if high is None:
+        expected = f"a finite number {'>' if low_open else '>='} {low:g}"
+    else:
+        expected = f"a finite number in {'(' if low_open else '['}{low:g}, {high:g}]"
+
+    def parse(text: str) -> float:
+        value = finite_float(text)
+        if value < low or (low_open and value == low) or (high is not None and value > high):
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}")
+        return value
+
+    parse.__name__ = name or f"float_{low:g}_{high}"
+    return parse
+
+
+# The argparse types of counts, learning rates and loss weights.
+positive_int = int_range(1, name="positive_int")
+nonnegative_int = int_range(0, name="nonnegative_int")
+positive_float = float_range(0, low_open=True, name="positive_float")
+nonnegative_float = float_range(0, name="nonnegative_float")
+
+
 # ---------------------------------------------------------------- shared options
+
+MAX_THREADS = 1024  # more would only spawn idle threads
+MAX_WORKERS = 256  # worker processes; more is a fork bomb, not a data loader
+MAX_SEED = 2**32 - 1  # numpy's seeds are 32-bit
 
 def add_device_arg(parser: argparse.ArgumentParser, default: str = "auto") -> None:
     """--device auto|cpu|cuda|cuda:N, resolved by ``resolve_device``."""
@@ -103,8 +142,9 @@ def resolve_device(spec: str | torch.device = "auto") -> torch.device:
 
 def add_threads_arg(parser: argparse.ArgumentParser) -> None:
     """--threads N (0 = torch's default), applied by ``apply_threads``."""
-    parser.add_argument("--threads", type=nonnegative_int, default=0, metavar="N",
-                        help="torch CPU threads (default 0 = torch's choice; 1 is steadier on a busy machine)")
+    parser.add_argument("--threads", type=int_range(0, MAX_THREADS), default=0, metavar="N",
+                        help="torch CPU threads (default 0 = torch's choice; 1 is steadier on a busy "
+                             "machine)")
 
 
 def apply_threads(threads: int) -> None:
@@ -117,13 +157,14 @@ def apply_threads(threads: int) -> None:
 
 def add_workers_arg(parser: argparse.ArgumentParser, default: int = 0) -> None:
     """--workers N: data-loading worker processes."""
-    parser.add_argument("--workers", type=nonnegative_int, default=default, metavar="N",
-                        help=f"data-loading worker processes (default {default}; 0 loads in the main process)")
+    parser.add_argument("--workers", type=int_range(0, MAX_WORKERS), default=default, metavar="N",
+                        help=f"data-loading worker processes (default {default}; 0 loads in the main "
+                             "process)")
 
 
 def add_seed_arg(parser: argparse.ArgumentParser, default: int = 0) -> None:
     """--seed S: the seed of everything random."""
-    parser.add_argument("--seed", type=nonnegative_int, default=default, metavar="S",
+    parser.add_argument("--seed", type=int_range(0, MAX_SEED), default=default, metavar="S",
                         help=f"seed of everything random (default {default})")
 
 
@@ -180,16 +221,65 @@ def check_output_dir(path: str | os.PathLike, option: str = "--out",
     return out
 
 
+def _terminate(signum: int, frame: object) -> None:
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second SIGTERM must not interrupt the cleanup
+    raise Terminated()
+
+
 def run_cli(main: Callable[[list[str] | None], int | None], argv: list[str] | None = None) -> int:
-    """Run a CLI ``main``; turn a UsageError into one stderr line and exit code 2."""
+    """Run a CLI ``main``: a UsageError is one stderr line and exit code 2; Ctrl-C (130) and SIGTERM (143)
+    unwind through every ``finally`` (so no temporary file is left) and print one line."""
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGTERM, _terminate)
     try:
         return int(main(argv) or 0)
     except UsageError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except Terminated:
+        print("terminated (SIGTERM); nothing partial was kept", file=sys.stderr)
+        return 143
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _temp_prefix(target: Path) -> str:
+    """Temporary names beside ``target`` carry the writer's pid: ``.NAME.PID.XXXXXXXX.tmp...``."""
+    return f".{target.name}.{os.getpid()}."
+
+
+def _owner_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True  # alive, another user's
+    return True
+
+
+def remove_stale_temporaries(target: str | os.PathLike) -> list[Path]:
+    """Remove the temporaries of ``target`` left by a killed writer (its pid is gone); returns them."""
+    target = Path(target)
+    pattern = re.compile(rf"^\.{re.escape(target.name)}\.(\d+)\.[a-z0-9_]{{8}}\.tmp")
+    removed = []
+    with contextlib.suppress(OSError):
+        for entry in target.parent.iterdir():
+            match = pattern.match(entry.name)
+            if match and not _owner_alive(int(match.group(1))):
+                if entry.is_dir() and not entry.is_symlink():
+                    shutil.rmtree(entry, ignore_errors=True)
+                else:
+                    entry.unlink(missing_ok=True)
+                removed.append(entry)
+    return removed
 
 
 @contextlib.contextmanager
@@ -197,7 +287,8 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it onto ``path`` only if the block succeeds."""
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp" + target.suffix, dir=target.parent)
+    remove_stale_temporaries(target)
+    fd, tmp = tempfile.mkstemp(prefix=_temp_prefix(target), suffix=".tmp" + target.suffix, dir=target.parent)
     os.close(fd)
     tmp_path = Path(tmp)
     try:
@@ -209,6 +300,43 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
+
+
+@contextlib.contextmanager
+def atomic_dir(path: str | os.PathLike, replace: bool = False) -> Iterator[Path]:
+    """Yield a temporary folder beside ``path``; rename it onto ``path`` only if the block succeeds.
+
+    With ``replace`` an existing folder at ``path`` is swapped out (and removed) once the new one is
+    complete; without it, an existing ``path`` is a UsageError.
+    """
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(target)
+    if target.exists() and not replace:
+        raise UsageError(f"output folder already exists: {target}")
+    tmp = Path(tempfile.mkdtemp(prefix=_temp_prefix(target), suffix=".tmp", dir=target.parent))
+    try:
+        yield tmp
+        _swap_in(tmp, target)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _swap_in(tmp: Path, target: Path) -> None:
+    """Rename folder ``tmp`` onto ``target``; an existing ``target`` is put back if the rename fails."""
+    if not target.exists():
+        os.rename(tmp, target)
+        return
+    old = Path(tempfile.mkdtemp(prefix=_temp_prefix(target), suffix=".tmp.old", dir=target.parent))
+    os.rename(target, old / target.name)
+    try:
+        os.rename(tmp, target)
+    except BaseException:
+        os.rename(old / target.name, target)
+        raise
+    finally:
+        shutil.rmtree(old, ignore_errors=True)
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
@@ -225,8 +353,8 @@ def code_version() -> str:
     try:
         sha = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=repo, capture_output=True,
                              text=True, timeout=10, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=repo, check=False,
-                               capture_output=True, text=True, timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=repo,
+                               check=False, capture_output=True, text=True, timeout=10).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return "unknown"
     return sha + ("+dirty" if dirty else "")

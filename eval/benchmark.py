@@ -1,6 +1,7 @@
 """Run trackers over tracking sequences and write a report: summary.json, OTB-layout results, plots, a table.
 
-Report layout (DESIGN.md section 6), built in a temporary directory renamed onto ``--out`` at the end:
+Report layout (DESIGN.md section 6), built in a temporary directory renamed onto ``--out`` at the end
+(Ctrl-C, SIGTERM or an error leave no partial report, and an earlier report stays as it was):
 ``summary.json``, ``table.txt``, ``success_plots.png``, ``precision_plots.png``,
 ``results/<tracker>/<seq>.txt`` (1-based x,y,w,h, comma separated, one row per frame from the sequence's
 first; NaN before the init frame) and ``results/<tracker>/times/<seq>_time.txt`` (seconds per frame),
@@ -11,9 +12,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
-import subprocess
-import tempfile
 import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -21,12 +19,27 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from backbones.cli import ArgumentParser, UsageError, atomic_path, atomic_write_text, positive_int, run_cli
+from backbones.cli import (
+    ArgumentParser,
+    UsageError,
+    add_device_arg,
+    add_threads_arg,
+    apply_threads,
+    atomic_dir,
+    atomic_path,
+    atomic_write_text,
+    check_output_dir,
+    code_version,
+    positive_int,
+    resolve_device,
+    run_cli,
+)
 from eval.bootstrap import format_ci
 from eval.html import write_html
 from eval.metrics import CE_THRESHOLDS, IOU_THRESHOLDS, mean_metrics, sequence_metrics
 from eval.report import complete_summary
 from eval.static import StaticTracker
+from tracker.boxes import check_init_box
 from tracker.sequences import load_sequences, read_frame
 
 SPEC_HELP = "'static' (built-in baseline), a checkpoint PATH.safetensors, or NAME=PATH to name it"
@@ -50,7 +63,7 @@ def parse_spec(spec: str) -> tuple[str, str | None]:
     return name or Path(path).stem, path
 
 
-def build_tracker(path: str | None, device: str) -> object:
+def build_tracker(path: str | None, device: object) -> object:
     """The static baseline (``path`` None) or a SiamFC tracker loaded from a checkpoint."""
     if path is None:
         return StaticTracker()
@@ -60,6 +73,21 @@ def build_tracker(path: str | None, device: str) -> object:
 
 
 # ---------------------------------------------------------------- running
+
+
+def _start(tracker: object, seq: object, first: int) -> float:
+    """``tracker.init`` on the first valid frame's ground truth (one line if that box misses the frame);
+    returns the seconds it took."""
+    gt0 = np.array(seq.boxes[first], dtype=float)
+    frame = read_frame(seq.frames[first])
+    try:
+        check_init_box(gt0, frame.shape[1], frame.shape[0])
+    except ValueError as err:
+        raise UsageError(f"sequence {seq.name}: the ground truth of frame {first + 1} "
+                         f"({seq.frames[first]}) cannot start tracking: {err}") from None
+    start = time.perf_counter()
+    tracker.init(frame, gt0.copy())
+    return time.perf_counter() - start
 
 
 def track_sequence(tracker: object, seq: object, max_frames: int | None = None) -> dict:
@@ -75,12 +103,8 @@ def track_sequence(tracker: object, seq: object, max_frames: int | None = None) 
     end = len(seq.frames) if max_frames is None else min(len(seq.frames), first + max_frames)
     boxes = np.full((end, 4), np.nan)
     times = np.zeros(end)
-    gt0 = np.array(seq.boxes[first], dtype=float)
-    frame = read_frame(seq.frames[first])
-    start = time.perf_counter()
-    tracker.init(frame, gt0.copy())
-    times[first] = time.perf_counter() - start
-    boxes[first] = gt0  # the first frame counts, set to the ground truth
+    times[first] = _start(tracker, seq, first)
+    boxes[first] = seq.boxes[first]  # the first frame counts, set to the ground truth
     for i in range(first + 1, end):
         frame = read_frame(seq.frames[i])
         start = time.perf_counter()
@@ -120,16 +144,6 @@ def _jsonable(value: object) -> object:
     return str(value)
 
 
-def _code_version() -> str:
-    """The git commit of this code (with '-dirty' for local changes), or 'unknown' outside a checkout."""
-    try:
-        out = subprocess.run(["git", "describe", "--always", "--dirty"], cwd=Path(__file__).resolve().parent,
-                             capture_output=True, text=True, timeout=10, check=True)
-        return out.stdout.strip() or "unknown"
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-
-
 def _run_tracker(name: str, tracker: object, sequences: list, report: Path, max_frames: int | None,
                  bar: tqdm) -> dict:
     """Track every sequence with one tracker, write its results files, and return its summary entry."""
@@ -164,7 +178,7 @@ def _run_tracker(name: str, tracker: object, sequences: list, report: Path, max_
 
 def run_benchmark(trackers: Mapping[str, object], sequences: Iterable, out_dir: str | Path,
                   max_frames: int | None = None) -> dict:
-    """Run each named tracker over ``sequences`` and write the report directory ``out_dir``; return the summary.
+    """Run each named tracker over ``sequences``, write the report directory ``out_dir``, return the summary.
 
     The report is built in a temporary directory beside ``out_dir`` and renamed onto it at the end, so a
     failure leaves nothing partial (and an earlier report stays as it was).
@@ -172,19 +186,14 @@ def run_benchmark(trackers: Mapping[str, object], sequences: Iterable, out_dir: 
     sequences = list(sequences)
     out = Path(out_dir)
     check_out_dir(out)
-    seen = [s.name for s in sequences]
-    twice = next((n for n in seen if seen.count(n) > 1), None)
-    if twice:
-        raise UsageError(f"sequence name {twice!r} occurs twice: results/<tracker>/<seq>.txt would clash")
+    check_sequences(sequences)
     for name in trackers:
         if not name or "/" in name or name.startswith("."):
             raise UsageError(f"invalid tracker name {name!r}: it names a results folder")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
-    try:
-        summary: dict = {"code_version": _code_version(), "max_frames": max_frames,
+    with atomic_dir(out, replace=True) as tmp:
+        summary: dict = {"code_version": code_version(), "max_frames": max_frames,
                          "sequences": [s.name for s in sequences], "trackers": {}}
-        with tqdm(total=len(trackers) * len(sequences), desc="sequences", unit="seq") as bar:
+        with tqdm(total=len(trackers) * len(sequences), desc="sequences", unit="seq", disable=None) as bar:
             for name, tracker in trackers.items():
                 summary["trackers"][name] = _run_tracker(name, tracker, sequences, tmp, max_frames, bar)
         complete_summary(tmp, summary, sequences)  # data/, 95% bootstrap intervals, got10k's pooled AO
@@ -192,30 +201,29 @@ def run_benchmark(trackers: Mapping[str, object], sequences: Iterable, out_dir: 
         atomic_write_text(tmp / "table.txt", format_table(summary) + "\n")
         plot_curves(summary, tmp)
         write_html(tmp, summary)
-        _publish(tmp, out)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
     return summary
 
 
-def check_out_dir(out: Path) -> None:
-    """Refuse to replace anything but nothing, an empty directory or an earlier report (has summary.json)."""
-    if out.exists() and not out.is_dir():
-        raise UsageError(f"report path {out} exists and is not a directory")
+def check_sequences(sequences: list) -> None:
+    """Refuse a run that would score nothing (no sequence, or no valid ground truth) or whose
+    results files would clash (a sequence name twice)."""
+    if not sequences:
+        raise UsageError("no sequences to run (is the split file empty?)")
+    if not any(np.asarray(s.valid).any() for s in sequences):
+        raise UsageError(f"none of the {len(sequences)} sequences has a valid ground-truth box (all NaN or "
+                         "zero-size): there is nothing to score")
+    seen = [s.name for s in sequences]
+    twice = next((n for n in seen if seen.count(n) > 1), None)
+    if twice:
+        raise UsageError(f"sequence name {twice!r} occurs twice: results/<tracker>/<seq>.txt would clash")
+
+
+def check_out_dir(out: Path, inputs: Iterable[str | os.PathLike | None] = ()) -> None:
+    """Refuse to replace anything but nothing, an empty directory or an earlier report (has summary.json),
+    and a report folder that is, or holds, one of ``inputs``."""
+    check_output_dir(out, "--out", inputs=inputs)
     if out.is_dir() and any(out.iterdir()) and not (out / "summary.json").is_file():
         raise UsageError(f"{out} is a non-empty directory that is not a report; choose another --out")
-
-
-def _publish(tmp: Path, out: Path) -> None:
-    """Rename the finished report ``tmp`` onto ``out``, replacing an earlier report there."""
-    if not out.exists():
-        os.rename(tmp, out)
-        return
-    old = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".old", dir=out.parent))
-    os.rename(out, old / out.name)
-    os.rename(tmp, out)
-    shutil.rmtree(old, ignore_errors=True)
 
 
 # ---------------------------------------------------------------- table and plots
@@ -278,12 +286,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sample", action="store_true",
                    help="run on the built-in sample sequence too (alone without --data; tracker.sample)")
     p.add_argument("--split", metavar="FILE",
-                   help="split file listing sequence folders relative to ROOT (default: every sequence found)")
+                   help="split file listing sequence folders relative to ROOT "
+                        "(default: every sequence found)")
     p.add_argument("--out", required=True, metavar="REPORT_DIR",
                    help="report directory to create (an earlier report there is replaced)")
     p.add_argument("--max-frames", type=positive_int, metavar="N",
                    help="track at most N frames of each sequence, counting the init frame (quick runs)")
-    p.add_argument("--device", default="cpu", help="torch device for checkpoint trackers (default: cpu)")
+    add_device_arg(p, default="cpu")
+    add_threads_arg(p)
     return p
 
 
@@ -309,9 +319,17 @@ def main(argv: list[str] | None = None) -> int:
     duplicate = next((n for n in names if names.count(n) > 1), None)
     if duplicate:
         raise UsageError(f"tracker name {duplicate!r} given twice: name them with NAME=PATH")
-    check_out_dir(Path(args.out))
+    checkpoints = [path for _, path in specs if path]
+    if checkpoints:
+        from backbones.checkpoint import sidecar_path  # torch: only when there is a model to run
+
+        checkpoints += [sidecar_path(path) for path in checkpoints]
+    check_out_dir(Path(args.out), inputs=[args.data, args.split, *checkpoints])
     sequences = benchmark_sequences(args)
-    trackers = {name: build_tracker(path, args.device) for name, path in specs}
+    check_sequences(sequences)
+    apply_threads(args.threads)
+    device = resolve_device(args.device) if checkpoints else None
+    trackers = {name: build_tracker(path, device) for name, path in specs}
     summary = run_benchmark(trackers, sequences, args.out, args.max_frames)
     print(format_table(summary))
     print(f"report written to {args.out}")

@@ -1,4 +1,5 @@
-"""The `static` baseline tracker: it reports the initial box on every frame, the floor any tracker must beat."""
+"""The `static` baseline tracker: it reports the initial box on every frame, the floor any tracker must
+beat."""
 from __future__ import annotations
 
 import numpy as np

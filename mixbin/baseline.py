@@ -26,7 +26,7 @@ from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from backbones.checkpoint import load_sliced_weights
-from backbones.cli import UsageError, run_cli
+from backbones.cli import ArgumentParser, UsageError, run_cli
 from backbones.cost import BINARY_OPS_PER_MAC, UnitCosts, reference_costs
 from backbones.mask import Mask
 from backbones.registry import build_backbone
@@ -60,7 +60,7 @@ def batch_statistics(model: nn.Module) -> Iterator[None]:
     try:
         yield
     finally:
-        for m, buffers in zip(norms, saved):
+        for m, buffers in zip(norms, saved, strict=True):
             for k, v in buffers.items():
                 getattr(m, k).copy_(v)
         model.train(was_training)
@@ -96,7 +96,8 @@ def last_mask(costs: UnitCosts, target: float) -> dict[str, str]:
     return greedy_fill(list(costs.unit_macs)[::-1], costs, target)
 
 
-def iterative_mask(task: Task, model: nn.Module, costs: UnitCosts, target: float) -> tuple[dict[str, str], list]:
+def iterative_mask(task: Task, model: nn.Module, costs: UnitCosts, target: float
+                   ) -> tuple[dict[str, str], list]:
     """Binarize, one at a time, the unit with the least held-out loss increase per OPs saved until it fits.
 
     Returns the states and the trace [(unit, loss increase per GOPs saved), ...]; ties go to the earlier unit.
@@ -160,7 +161,7 @@ def prune_width(backbone: str, width: float, target: float, steps: int = 24) -> 
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog=PROG,
         description="MixBin's baselines at the same budget, with the same mask format and the same "
                     "fine-tuning as mixbin.search: greedy fills (random, first, last), iterative and "
@@ -178,7 +179,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     started = time.perf_counter()
-    costs = check_mask_args(args)
+    costs = check_mask_args(args, same_width=args.method != "prune")
     if args.method in NEEDS_CHECKPOINT and args.init_from is None:
         raise UsageError(f"--method {args.method} measures losses of the FP network: give --init-from CKPT")
     task = build_task(args)
@@ -213,7 +214,8 @@ def main(argv: list[str] | None = None) -> int:
     saved = finish(task, model, mask, args, provenance, started)
     fp = [n for n, s in saved.units.items() if s == "fp"]
     print(f"wrote {args.out}: {args.method} {saved.backbone} width {saved.width:g}, budget "
-          f"{saved.budget['achieved']:.4f}, FP units {', '.join(fp) or 'none'}; metrics {saved.search['metrics']}")
+          f"{saved.budget['achieved']:.4f}, FP units {', '.join(fp) or 'none'}; "
+          f"metrics {saved.search['metrics']}")
     return 0
 
 

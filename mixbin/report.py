@@ -13,38 +13,70 @@ import statistics
 from collections import defaultdict
 from pathlib import Path
 
-from backbones.cli import UsageError, atomic_write_text, run_cli
+from backbones.cli import ArgumentParser, UsageError, atomic_write_text, check_output_file, run_cli
 
 ORDER = ["mixbin", "random", "iterative", "sensitivity", "first", "last", "prune", "binary", "fp"]
+
+
+def run_files(folder: Path) -> tuple[list[Path], list[Path]]:
+    """The files a report reads: mask files (``*.json``) and the uniform runs' ``*/checkpoint.json``."""
+    return sorted(folder.glob("*.json")), sorted(folder.glob("*/checkpoint.json"))
+
+
+def _read_json(path: Path) -> object:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise UsageError(f"cannot read {path}: {err}") from None
+
+
+def _figures(record: dict, budget: object) -> dict:
+    """What the table needs of one run: test accuracy, achieved budget, wall time and seed."""
+    return {"accuracy": float(record["metrics"]["accuracy"]), "budget": float(budget),
+            "wall": float(record.get("wall_time_s", 0.0)), "seed": record.get("seed")}
+
+
+def _mask_run(path: Path) -> tuple[tuple[str, str], dict] | None:
+    """(budget label, method) and the figures of a finished mask file, or None for any other JSON."""
+    data = _read_json(path)
+    search = data.get("search") if isinstance(data, dict) else None
+    if not isinstance(search, dict) or "metrics" not in search:
+        return None
+    try:
+        target = search.get("budget_target", data["budget"]["target"])
+        achieved = search.get("budget_vs_reference", data["budget"]["achieved"])
+        return (f"{float(target):g}", str(search.get("method", "?"))), _figures(search, achieved)
+    except (KeyError, TypeError, ValueError) as err:
+        raise UsageError(f"{path}: not a finished mask file (missing or malformed {err})") from None
+
+
+def _uniform_run(path: Path) -> tuple[tuple[str, str], dict] | None:
+    """("all", state) and the figures of an ``all_fp`` / ``all_binary`` run, or None for another run."""
+    data = _read_json(path)
+    try:
+        states = set(data["mask"]["units"].values())
+        if len(states) != 1 or not data.get("metrics") or path.parent.name not in ("all_binary", "all_fp"):
+            return None
+        return ("all", next(iter(states))), _figures(data, data["mask"]["budget"]["achieved"])
+    except (AttributeError, KeyError, TypeError, ValueError) as err:
+        raise UsageError(f"{path}: not a finished run's sidecar (missing or malformed {err})") from None
 
 
 def collect(folder: Path) -> dict[tuple[str, str], list[dict]]:
     """Runs grouped by (budget label, method), each with accuracy, achieved budget and wall time."""
     groups: dict[tuple[str, str], list[dict]] = defaultdict(list)
-    for path in sorted(folder.glob("*.json")):
-        data = json.loads(path.read_text())
-        search = data.get("search") if isinstance(data, dict) else None
-        if not isinstance(search, dict) or "metrics" not in search:
-            continue
-        method = search.get("method", "?")
-        target = search.get("budget_target", data["budget"]["target"])
-        achieved = search.get("budget_vs_reference", data["budget"]["achieved"])
-        groups[(f"{target:g}", method)].append({"accuracy": search["metrics"]["accuracy"], "budget": achieved,
-                                                 "wall": search.get("wall_time_s", 0.0), "seed": search.get("seed")})
-    for path in sorted(folder.glob("*/checkpoint.json")):
-        data = json.loads(path.read_text())
-        states = set(data["mask"]["units"].values())
-        if len(states) == 1 and data.get("metrics") and path.parent.name in ("all_binary", "all_fp"):
-            budget = data["mask"]["budget"]["achieved"]
-            groups[("all", next(iter(states)))].append({"accuracy": data["metrics"]["accuracy"], "budget": budget,
-                                                         "wall": data.get("wall_time_s", 0.0), "seed": data.get("seed")})
+    masks, uniform = run_files(folder)
+    found = [_mask_run(path) for path in masks] + [_uniform_run(path) for path in uniform]
+    for key, run in filter(None, found):
+        groups[key].append(run)
     return groups
 
 
 def table(groups: dict[tuple[str, str], list[dict]]) -> str:
     """Markdown rows: budget, method, runs, mean accuracy, spread (max - min), achieved budget, wall time."""
-    rows = ["| budget | method | runs | test accuracy (mean) | spread (min-max) | achieved budget | wall time per run (s) |",
-            "|---|---|---|---|---|---|---|"]
+    head = ("| budget | method | runs | test accuracy (mean) | spread (min-max) | achieved budget "
+            "| wall time per run (s) |")
+    rows = [head, "|---|---|---|---|---|---|---|"]
 
     def key(k: tuple[str, str]) -> tuple:
         budget, method = k
@@ -56,18 +88,27 @@ def table(groups: dict[tuple[str, str], list[dict]]) -> str:
         acc = [r["accuracy"] for r in runs]
         spread = f"{min(acc):.3f}-{max(acc):.3f}" if len(acc) > 1 else "-"
         rows.append(f"| {budget} | {method} | {len(runs)} | {statistics.mean(acc):.3f} | {spread} | "
-                    f"{statistics.mean(r['budget'] for r in runs):.3f} | {statistics.mean(r['wall'] for r in runs):.0f} |")
+                    f"{statistics.mean(r['budget'] for r in runs):.3f} | "
+                    f"{statistics.mean(r['wall'] for r in runs):.0f} |")
     return "\n".join(rows)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m mixbin.report", description=__doc__.split("\n\n")[0])
+def build_parser() -> argparse.ArgumentParser:
+    """The command line of ``python -m mixbin.report``."""
+    parser = ArgumentParser(prog="python -m mixbin.report", description=__doc__.split("\n\n")[0])
     parser.add_argument("folder", help="experiment output folder")
-    parser.add_argument("--out", help="also write the table to this Markdown file")
-    args = parser.parse_args(argv)
+    parser.add_argument("--out", metavar="TABLE.md", help="also write the table to this Markdown file")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     folder = Path(args.folder)
     if not folder.is_dir():
         raise UsageError(f"experiment folder not found: {folder}")
+    if args.out:
+        masks, uniform = run_files(folder)
+        check_output_file(args.out, "--out", inputs=[*masks, *uniform])
     groups = collect(folder)
     if not groups:
         raise UsageError(f"no finished runs (mask files with search metrics) in {folder}")

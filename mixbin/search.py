@@ -15,7 +15,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from backbones.cli import UsageError, run_cli
+from backbones.cli import ArgumentParser, UsageError, finite_float, nonnegative_float, positive_float, run_cli
 from backbones.cost import UnitCosts
 from backbones.mask import Mask
 from mixbin.common import (
@@ -84,7 +84,7 @@ def mixbin_search(task: Task, model: nn.Module, costs: UnitCosts, target: float,
     n = settings.iterations
     model.train()
     task_loss = float("nan")
-    bar = tqdm(range(n), desc="mixbin search", dynamic_ncols=True, leave=False)
+    bar = tqdm(range(n), desc="mixbin search", dynamic_ncols=True, leave=False, disable=None)  # terminal only
     try:
         for step in bar:
             progress = step / max(n - 1, 1)
@@ -109,14 +109,14 @@ def mixbin_search(task: Task, model: nn.Module, costs: UnitCosts, target: float,
         gates.remove(backbone)
     gates.beta = settings.beta_end
     z = gates.as_dict()
-    psi = dict(zip(gates.names, gates.psi.detach().cpu().tolist()))
+    psi = dict(zip(gates.names, gates.psi.detach().cpu().tolist(), strict=True))
     states = select_fp(z, costs, target, tiebreak=selection_tiebreak(psi))
     return SearchResult(states, z, psi, float(gates.soft_budget(costs).detach()), gates.undecided(),
                         task_loss)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog=PROG,
         description="MixBin: choose which units of a backbone stay full precision under an OPs budget "
                     "(gated search, exact hard selection that never exceeds the budget, fine-tuning); "
@@ -125,23 +125,24 @@ def build_parser() -> argparse.ArgumentParser:
     add_length_args(parser, "search", DEFAULT_SEARCH_EPOCHS)
     add_mask_output_args(parser)
     defaults = SearchSettings(iterations=0)
-    parser.add_argument("--gate-lr", type=float, default=defaults.gate_lr,
+    parser.add_argument("--gate-lr", type=positive_float, default=defaults.gate_lr,
                         help=f"Adam learning rate of the gate parameters psi (default {defaults.gate_lr:g})")
-    parser.add_argument("--lambda-budget", type=float, default=defaults.lambda_budget,
+    parser.add_argument("--lambda-budget", type=nonnegative_float, default=defaults.lambda_budget,
                         help=f"weight of the budget loss (default {defaults.lambda_budget:g})")
-    parser.add_argument("--lambda-crisp", type=float, default=defaults.lambda_crisp_end,
+    parser.add_argument("--lambda-crisp", type=nonnegative_float, default=defaults.lambda_crisp_end,
                         help="final weight of the crispness loss, annealed linearly from 0 "
                              f"(default {defaults.lambda_crisp_end:g})")
-    parser.add_argument("--beta-start", type=float, default=defaults.beta_start,
+    parser.add_argument("--beta-start", type=positive_float, default=defaults.beta_start,
                         help=f"initial gate sharpness (default {defaults.beta_start:g})")
-    parser.add_argument("--beta-end", type=float, default=defaults.beta_end,
+    parser.add_argument("--beta-end", type=positive_float, default=defaults.beta_end,
                         help=f"final gate sharpness, annealed geometrically (default {defaults.beta_end:g})")
     parser.add_argument("--keep-search-weights", action="store_true",
                         help="fine-tune from the weights trained during the search instead of from the "
                              "starting weights (--init-from or the seeded initialisation) that every "
                              "baseline starts from")
-    parser.add_argument("--gate-init", type=float, default=None,
-                        help="initial gate value in (0, 1) (default: the value whose soft OPs equal the budget)")
+    parser.add_argument("--gate-init", type=finite_float, default=None,
+                        help="initial gate value in (0, 1) (default: the value whose soft OPs equal the "
+                             "budget)")
     return parser
 
 
@@ -149,8 +150,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     started = time.perf_counter()
     costs = check_mask_args(args)
-    if not (0 < args.beta_start <= args.beta_end):
-        raise UsageError(f"need 0 < --beta-start <= --beta-end, got {args.beta_start:g} and {args.beta_end:g}")
+    if args.beta_start > args.beta_end:
+        raise UsageError(f"need --beta-start <= --beta-end, got {args.beta_start:g} and {args.beta_end:g}")
     if args.gate_init is not None and not 0 < args.gate_init < 1:
         raise UsageError(f"--gate-init must lie in (0, 1), got {args.gate_init:g}")
     task = build_task(args)

@@ -12,10 +12,18 @@ import time
 from pathlib import Path
 
 from backbones.checkpoint import save_checkpoint
-from backbones.cli import UsageError, code_version, run_cli
+from backbones.cli import ArgumentParser, UsageError, check_output_dir, code_version, run_cli
 from backbones.mask import resolve_mask
-from mixbin.common import add_length_args, add_task_args, build_task, initial_model
-from mixbin.finetune import DEFAULT_LR, finetune
+from mixbin.common import (
+    add_length_args,
+    add_lr_arg,
+    add_task_args,
+    build_task,
+    check_init_from,
+    checkpoint_files,
+    initial_model,
+)
+from mixbin.finetune import finetune
 from mixbin.provenance import command_line, seed_everything
 from mixbin.task import epochs_to_iterations
 
@@ -25,7 +33,7 @@ CHECKPOINT = "checkpoint.safetensors"
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog=PROG,
         description="Train or fine-tune a masked backbone with a linear head on ImageFolder classification "
                     "data; writes RUN/checkpoint.safetensors + RUN/checkpoint.json, whose backbone.* "
@@ -35,7 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="mask JSON file (sets backbone and width), or fp / binary with --backbone "
                              "(default fp)")
     add_length_args(parser, "training", DEFAULT_EPOCHS)
-    parser.add_argument("--lr", type=float, default=DEFAULT_LR, help=f"Adam learning rate (default {DEFAULT_LR:g})")
+    add_lr_arg(parser)
     parser.add_argument("--init-from", metavar="CKPT", default=None,
                         help="start from this .safetensors checkpoint (same backbone and width)")
     parser.add_argument("--out", required=True, metavar="RUN", help="run folder to write the checkpoint into")
@@ -49,6 +57,9 @@ def main(argv: list[str] | None = None) -> int:
         raise UsageError(f"--mask {args.mask} needs --backbone NAME")
     mask = resolve_mask(args.mask, args.backbone, args.width)
     args.backbone, args.width = mask.backbone, mask.width
+    mask_file = None if args.mask in ("fp", "binary") else args.mask
+    check_output_dir(args.out, "--out", inputs=[*checkpoint_files(args.init_from), mask_file, args.data])
+    check_init_from(args.init_from, mask.backbone, mask.width)
     task = build_task(args)
     iterations = epochs_to_iterations(task, args.epochs, args.iterations, DEFAULT_EPOCHS)
     seed_everything(args.seed)
@@ -56,7 +67,8 @@ def main(argv: list[str] | None = None) -> int:
     last = finetune(task, model, iterations, args.lr, args.seed, desc="train")
     metrics = task.evaluate(model)
     path = Path(args.out) / CHECKPOINT
-    meta = {"method": "train", **task.describe(), "split": "train", "iterations": iterations, "seed": args.seed,
+    meta = {"method": "train", **task.describe(), "split": "train", "iterations": iterations,
+            "seed": args.seed,
             "command": command_line("mixbin.train", argv), "code_version": code_version(),
             "init_from": args.init_from, "settings": {"lr": args.lr, "batch_size": args.batch_size,
                                                       "input_size": args.input_size, "optimizer": "adam",

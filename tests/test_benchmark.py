@@ -1,4 +1,5 @@
-"""eval.benchmark on real sequences: report layout, 1-based results round trip, oracle score, one-line errors."""
+"""eval.benchmark on real sequences: report layout, 1-based results round trip, oracle score, one-line
+errors, interruptions."""
 from __future__ import annotations
 
 import json
@@ -142,7 +143,8 @@ def test_bad_input_is_one_line_exit_2(tmp_path: Path, capsys: pytest.CaptureFixt
     assert not out.exists()
 
 
-def test_refuses_to_replace_a_directory_that_is_not_a_report(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+def test_refuses_to_replace_a_directory_that_is_not_a_report(tmp_path: Path,
+                                                             capsys: pytest.CaptureFixture) -> None:
     (tmp_path / "keep.txt").write_text("mine")
     argv = ["--tracker", "static", "--data", str(TRACKING), "--out", str(tmp_path)]
     assert run_cli(main, argv) == 2
@@ -169,3 +171,84 @@ def test_tracker_specs(tmp_path: Path) -> None:
         parse_spec("siamrpn")
     with pytest.raises(UsageError, match="not found"):
         parse_spec(f"b2={tmp_path / 'missing.safetensors'}")
+
+
+def crossing_variant(name: str, boxes=None, frames=None):
+    """The first 10 frames of OTB Crossing, with other boxes or frames."""
+    from tracker.sequences import Sequence
+
+    crossing = load(["otb/Crossing"])[0]
+    boxes = crossing.boxes[:10] if boxes is None else boxes
+    return Sequence(name, frames or crossing.frames[:10], boxes, "otb")
+
+
+def test_nothing_to_score_is_one_line_and_no_report(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    from backbones.cli import UsageError
+
+    with pytest.raises(UsageError, match="nothing to score"):
+        run_benchmark({"static": StaticTracker()}, [crossing_variant("blank", np.full((10, 4), np.nan))],
+                      tmp_path / "r")
+    with pytest.raises(UsageError, match="no sequences"):
+        run_benchmark({"static": StaticTracker()}, [], tmp_path / "r")
+    empty = split_file(tmp_path, [])
+    assert run_cli(main, ["--tracker", "static", "--data", str(TRACKING), "--split", str(empty),
+                          "--out", str(tmp_path / "r")]) == 2
+    assert capsys.readouterr().err.count("\n") == 1 and not (tmp_path / "r").exists()
+
+
+def test_first_box_outside_the_frame_is_one_line(tmp_path: Path) -> None:
+    from backbones.cli import UsageError
+
+    boxes = load(["otb/Crossing"])[0].boxes[:10].copy()
+    boxes[0] = [5000, 5000, 20, 20]
+    with pytest.raises(UsageError, match=r"Crossing.*frame 1 .*lies outside the 360x240 frame"):
+        run_benchmark({"static": StaticTracker()}, [crossing_variant("Crossing", boxes)], tmp_path / "r")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_an_empty_jpeg_in_a_sequence_is_one_line_naming_it(tmp_path: Path) -> None:
+    from backbones.cli import UsageError
+
+    frames = list(load(["otb/Crossing"])[0].frames[:10])
+    frames[3] = tmp_path / "0004.jpg"
+    frames[3].write_bytes(b"")
+    with pytest.raises(UsageError, match=r"0004\.jpg \(an empty file\)"):
+        run_benchmark({"static": StaticTracker()}, [crossing_variant("Crossing", frames=frames)],
+                      tmp_path / "r")
+    assert [p.name for p in tmp_path.iterdir()] == ["0004.jpg"]
+
+
+def test_out_that_is_a_file_or_under_one_is_refused_before_work(tmp_path: Path, capsys) -> None:
+    (tmp_path / "file").write_text("mine")
+    for out in (tmp_path / "file", tmp_path / "file" / "r"):
+        assert run_cli(main, ["--tracker", "static", "--data", str(TRACKING), "--out", str(out)]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "is a file" in err, err
+    assert (tmp_path / "file").read_text() == "mine"
+
+
+def test_sigterm_leaves_no_temporary_and_no_report(tmp_path: Path) -> None:
+    import os
+    import signal
+    import time
+
+    out = tmp_path / "out"
+    out.mkdir()
+    stale = out / f".report.{2**22 + 1}.abcdefgh.tmp"  # what a run killed with SIGKILL leaves
+    stale.mkdir()
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    proc = subprocess.Popen([sys.executable, "-m", "eval.benchmark", "--tracker", "static",
+                             "--data", str(TRACKING), "--out", str(out / "report")], cwd=tmp_path, env=env,
+                            text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 120  # a guard against a hang, not a timing assertion
+        while proc.poll() is None and time.monotonic() < deadline and (
+                stale.exists() or not any(p.name.startswith(".report.") for p in out.iterdir())):
+            time.sleep(0.05)
+        assert proc.poll() is None, proc.communicate()
+        proc.send_signal(signal.SIGTERM)
+        _, stderr = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    assert proc.returncode == 143 and stderr.strip().splitlines()[-1].startswith("terminated"), stderr
+    assert list(out.iterdir()) == []

@@ -1,9 +1,12 @@
 """demo.py: headless and windowed runs on the real demo clips, outputs, keys, and every bad input."""
+import errno
 import os
 import select
 import shutil
+import signal
 import subprocess
 import sys
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -12,7 +15,7 @@ from conftest import REPO, VIDEOS, needs_shared
 from test_zoo import make_zoo
 
 import demo
-from backbones.cli import run_cli
+from backbones.cli import UsageError, run_cli
 
 BAG, BAG_INIT, BAG_FRAMES = VIDEOS / "bag.avi", "292,128,146,132", 196
 TENNIS, TENNIS_INIT = VIDEOS / "tennis", "305,110,165,252"
@@ -176,6 +179,9 @@ def bad_inputs(tmp_path, zoo):
     """Named argument lists that must each fail with one line, and what that line must say."""
     frames = square_frames(tmp_path / "frames", n=3)
     (tmp_path / "empty").mkdir()
+    (tmp_path / "zero").mkdir()
+    (tmp_path / "zero" / "000.jpg").write_bytes(b"")
+    (tmp_path / "a-file").write_text("not a folder")
     (tmp_path / "junk.avi").write_text("not a video")
     truncated = tmp_path / "broken.safetensors"
     truncated.write_bytes((zoo / "resnet_b1.0.safetensors").read_bytes()[:3000])
@@ -188,6 +194,13 @@ def bad_inputs(tmp_path, zoo):
         "empty folder": (["--images", str(tmp_path / "empty"), *init], "no images"),
         "missing folder": (["--images", str(tmp_path / "nope"), *init], "image folder not found"),
         "webcam": (["--webcam", "97", *init], "webcam 97 does not open"),
+        "webcam negative": (["--webcam", "-1", *init], "--webcam: expected an integer from 0 to"),
+        "webcam beyond int32": (["--webcam", "2147483648", *init], "--webcam: expected an integer from 0 to"),
+        "empty jpeg": (["--images", str(tmp_path / "zero"), *init], "000.jpg (an empty file)"),
+        "threads negative": ([*src, *init, "--threads", "-1"], "--threads"),
+        "device banana": ([*src, *init, "--device", "banana"], "unknown device 'banana'"),
+        "boxes under a file": ([*src, *init, "--save-boxes", str(tmp_path / "a-file" / "b.txt")],
+                               "is a file, not a folder"),
         "budget not shipped": ([*src, *init, "--budget", "0.7"], "shipped budgets: 1.0, 0.3, min"),
         "budget malformed": ([*src, *init, "--budget", "fast"], "budget must be a number"),
         "init outside": ([*src, "--init", "500,10,20,20"], "lies outside the 160x120 frame"),
@@ -205,6 +218,8 @@ def bad_inputs(tmp_path, zoo):
 
 
 BAD = ["missing video", "unreadable video", "video is a folder", "empty folder", "missing folder", "webcam",
+       "webcam negative", "webcam beyond int32", "empty jpeg", "threads negative", "device banana",
+       "boxes under a file",
        "budget not shipped", "budget malformed", "init outside", "init zero size", "init malformed",
        "init not numbers", "no init headless", "checkpoint truncated", "checkpoint missing",
        "budget and checkpoint", "output suffix", "sample and a source"]
@@ -215,7 +230,8 @@ def test_bad_input_is_one_line_exit_2_and_leaves_nothing(case, bad_inputs, tmp_p
     argv, expected = bad_inputs[case]
     out = tmp_path / "out"
     video = out / ("o.mkv.txt" if case == "output suffix" else "o.mp4")
-    line = error_line(capsys, [*argv, "--output", str(video), "--save-boxes", str(out / "b.txt")])
+    boxes = [] if "--save-boxes" in argv else ["--save-boxes", str(out / "b.txt")]
+    line = error_line(capsys, [*argv, "--output", str(video), *boxes])
     assert expected in line, line
     assert not out.exists() or not any(out.iterdir())
 
@@ -228,6 +244,144 @@ def test_failure_mid_run_removes_the_partial_outputs(tmp_path, capsys):
                                "--output", str(out / "o.mp4"), "--save-boxes", str(out / "b.txt")])
     assert "cannot read image" in line and "003.png" in line
     assert not any(out.iterdir())  # the temporary video and boxes were removed
+
+
+def test_an_empty_frame_mid_run_is_one_line_naming_it(tmp_path, capsys):
+    frames = square_frames(tmp_path / "frames", n=6)
+    (frames / "004.png").write_bytes(b"")
+    out = tmp_path / "out"
+    line = error_line(capsys, ["--images", str(frames), "--init", "30,40,24,24",
+                               "--save-boxes", str(out / "b.txt")])
+    assert "004.png (an empty file)" in line and not any(out.iterdir())
+
+
+def test_negative_x_in_init_is_a_box_not_an_option(tmp_path, capsys):
+    frames = square_frames(tmp_path / "frames", n=3)
+    boxes = tmp_path / "b.txt"
+    run_ok(capsys, ["--images", str(frames), "--init", "-10,40,50,24", "--save-boxes", str(boxes)])
+    assert read_boxes(boxes)[0].tolist() == [-10, 40, 50, 24]
+
+
+def test_a_huge_or_exponent_written_init_box_runs(tmp_path, capsys):
+    frames = square_frames(tmp_path / "frames", n=3)
+    for init in ("0,0,1e30,5", "-1e9,0,2e9,10", "-1e-3,40,50,24"):
+        boxes = tmp_path / "b.txt"
+        run_ok(capsys, ["--images", str(frames), "--init", init, "--save-boxes", str(boxes)])
+        np.testing.assert_allclose(read_boxes(boxes)[0], [float(v) for v in init.split(",")], atol=0.005)
+
+
+def test_save_boxes_onto_the_video_leaves_the_video(tmp_path, capsys):
+    video = tmp_path / "clip.avi"
+    shutil.copy(BAG, video) if BAG.is_file() else video.write_bytes(b"a video")
+    before = video.read_bytes()
+    line = error_line(capsys, ["--video", str(video), "--init", BAG_INIT, "--save-boxes", str(video)])
+    assert "is an input" in line and video.read_bytes() == before
+
+
+REAL_WRITER = cv2.VideoWriter
+
+
+class FullDiskWriter:
+    """cv2.VideoWriter whose file is cut short on release, as when the disk fills up (OpenCV says nothing)."""
+
+    def __init__(self, path, *args):
+        self.path, self.writer = path, REAL_WRITER(path, *args)
+
+    def isOpened(self):
+        return self.writer.isOpened()
+
+    def write(self, frame):
+        self.writer.write(frame)
+
+    def release(self):
+        self.writer.release()
+        with open(self.path, "r+b") as f:
+            f.truncate(200)
+
+
+def test_a_full_disk_while_writing_the_video_is_one_line_and_renames_nothing(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(demo.cv2, "VideoWriter", FullDiskWriter)
+    frames = square_frames(tmp_path / "frames", n=5)
+    out = tmp_path / "out"
+    out.mkdir()
+    line = error_line(capsys, ["--images", str(frames), "--init", "30,40,24,24",
+                               "--output", str(out / "o.mp4"), "--save-boxes", str(out / "b.txt")])
+    assert "writing video" in line and "of 5 frames" in line and "disk full" in line
+    assert not any(out.iterdir())  # neither the broken video nor the boxes, and no temporary
+
+
+class FullDiskFile:
+    """A text file on a full disk."""
+
+    def write(self, text):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    def close(self):
+        pass
+
+
+def test_a_full_disk_while_writing_boxes_is_one_line_and_leaves_nothing(tmp_path, monkeypatch):
+    monkeypatch.setattr(Path, "open", lambda self, *args, **kwargs: FullDiskFile())
+    with pytest.raises(UsageError, match="b.txt failed: No space left on device"), \
+            demo.boxes_sink(tmp_path / "b.txt") as write:
+        write([1, 2, 3, 4])
+    assert list(tmp_path.iterdir()) == []
+
+
+def start_demo(tmp_path, zoo, argv):
+    env = {**os.environ, "B2TRACK_MODELS": str(zoo), "PYTHONPATH": str(REPO)}
+    env.pop("DISPLAY", None)
+    env.pop("WAYLAND_DISPLAY", None)
+    return subprocess.Popen([sys.executable, str(REPO / "demo.py"), *argv], env=env, cwd=tmp_path,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def wait_for(predicate, proc, seconds=120):
+    """Poll until ``predicate()`` holds (or the process ends, or ``seconds`` pass); no timing is asserted."""
+    import time
+
+    deadline = time.monotonic() + seconds
+    while not predicate() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return predicate()
+
+
+@needs_shared
+def test_sigterm_mid_run_stops_cleanly_and_leaves_no_temporary(tmp_path, zoo):
+    out = tmp_path / "out"
+    out.mkdir()
+    stale = out / f".o.mp4.{dead_pid()}.abcdefgh.tmp.mp4"  # what a run killed with SIGKILL leaves
+    stale.write_bytes(b"half a video")
+    argv = ["--video", str(BAG), "--init", BAG_INIT, "--output", str(out / "o.mp4"), "--save-boxes",
+            str(out / "b.txt"), "--budget", "min", "--threads", "1", "--device", "cpu"]
+    proc = start_demo(tmp_path, zoo, argv)
+    try:
+        started = wait_for(lambda: any(p.name.startswith(".o.mp4.") and p != stale and size(p) > 0
+                                       for p in out.iterdir()), proc)
+        assert started and not stale.exists(), "the demo never started writing, or kept the stale temporary"
+        proc.send_signal(signal.SIGTERM)
+        stdout, stderr = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    assert [p.name for p in out.iterdir() if p.name.startswith(".")] == []
+    if proc.returncode == 0:  # stopped in the loop: what was written is kept, complete
+        assert "(SIGTERM)" in stdout and video_frames(out / "o.mp4")[1] >= 1
+    else:  # stopped before the first frame was written: nothing is kept
+        assert proc.returncode == 143 and stderr.strip().splitlines()[-1].startswith("terminated")
+        assert not any(out.iterdir())
+
+
+def size(path) -> int:
+    """A file's size, 0 when it is gone (temporaries come and go while a run is polled)."""
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
+
+
+def dead_pid() -> int:
+    """A pid no process can have (Linux pids stay below 2**22): a writer that is gone."""
+    return 2**22 + 1
 
 
 def test_help_explains(capsys):

@@ -357,3 +357,59 @@ def test_search_on_tracking_data_writes_a_mask_that_fits(tmp_path):
     assert mask.budget["achieved"] <= 0.3 and mask.search["task"] == "tracking"
     assert 0.0 <= mask.search["metrics"]["accuracy"] <= 1.0
     build_siamfc(mask)  # loads unchanged into the tracker
+
+
+@pytest.mark.parametrize("option, value, expected", [
+    ("--lr", "-1", "--lr: expected a finite number > 0"),
+    ("--seed", "-1", "--seed: expected an integer from 0 to 4294967295"),
+    ("--seed", "4294967296", "--seed: expected an integer from 0 to 4294967295"),
+    ("--workers", "-2", "--workers: expected an integer from 0 to 256"),
+    ("--workers", "100000", "--workers: expected an integer from 0 to 256"),
+    ("--threads", "-1", "--threads: expected an integer from 0 to 1024"),
+    ("--device", "banana", "unknown device 'banana'"),
+    ("--width", "1e6", "--width: expected a finite number in (0, 4]"),
+    ("--width", "nan", "--width: expected a finite number"),
+    ("--input-size", "100000", "--input-size: expected an integer from 1 to 512"),
+    ("--batch-size", "0", "--batch-size: expected an integer from 1 to 1024"),
+    ("--budget", "nan", "--budget: expected a finite number"),
+    ("--finetune-iterations", "-1", "--finetune-iterations: expected an integer >= 0"),
+    ("--lambda-budget", "-1", "--lambda-budget: expected a finite number >= 0"),
+])
+def test_out_of_range_options_are_refused_not_clamped(tmp_path, capsys, option, value, expected):
+    argv = ["--data", str(tmp_path), "--backbone", "resnet", "--budget", "0.5",
+            "--out", str(tmp_path / "m.json")]
+    assert run_cli(search.main, [*argv, option, value]) == 2
+    assert expected in _one_line_error(capsys)
+    assert not list(tmp_path.iterdir())
+
+
+def test_init_from_another_width_or_backbone_is_one_line_before_work(tmp_path, capsys):
+    model = build_classifier("resnet", 10, 0.25)
+    save_checkpoint(model, tmp_path / "fp.safetensors", uniform_mask("resnet", 0.25, "fp"), {})
+    ckpt = str(tmp_path / "fp.safetensors")
+    common = ["--data", str(tmp_path / "no-data"), "--budget", "0.5", "--init-from", ckpt,
+              "--out", str(tmp_path / "m.json")]
+    assert run_cli(search.main, [*common, "--backbone", "resnet", "--width", "0.5"]) == 2
+    assert "is a checkpoint of resnet width 0.25; this run needs resnet width 0.5" in _one_line_error(capsys)
+    assert run_cli(baseline.main, [*common, "--method", "first", "--backbone", "alexnet",
+                                   "--width", "0.25"]) == 2
+    assert "not of alexnet" in _one_line_error(capsys)
+    # pruning slices a checkpoint at least as wide as the reference width
+    assert run_cli(baseline.main, [*common, "--method", "prune", "--backbone", "resnet",
+                                   "--width", "0.5"]) == 2
+    assert "needs resnet width >= 0.5" in _one_line_error(capsys)
+    assert run_cli(train.main, ["--data", str(tmp_path / "no-data"), "--backbone", "resnet", "--width", "0.5",
+                                "--init-from", ckpt, "--out", str(tmp_path / "run")]) == 2
+    assert "this run needs resnet width 0.5" in _one_line_error(capsys)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["fp.json", "fp.safetensors"]
+
+
+def test_out_under_a_file_is_refused_before_work(tmp_path, capsys):
+    (tmp_path / "file").write_text("mine")
+    rc = run_cli(train.main, ["--data", str(tmp_path), "--backbone", "resnet",
+                              "--out", str(tmp_path / "file" / "r")])
+    assert rc == 2 and "is a file, not a folder" in _one_line_error(capsys)
+    rc = run_cli(search.main, ["--data", str(tmp_path), "--backbone", "resnet", "--budget", "0.5",
+                               "--out", str(tmp_path / "file" / "m.json")])
+    assert rc == 2 and "is a file, not a folder" in _one_line_error(capsys)
+    assert (tmp_path / "file").read_text() == "mine"

@@ -15,6 +15,7 @@ import torch
 
 from backbones.cli import resolve_device
 from backbones.cost import reference_costs
+from tracker.boxes import check_init_box
 from tracker.checkpoint import load_checkpoint
 from tracker.model import SiamFC
 from tracker.ops import (
@@ -63,12 +64,8 @@ class SiamFCTracker:
     @torch.no_grad()
     def init(self, frame: np.ndarray, box) -> None:
         """Start tracking the target ``box`` = [x, y, w, h] in ``frame`` (HxWx3 uint8 BGR)."""
-        box = np.asarray(box, dtype=np.float64)
         h, w = frame.shape[:2]
-        if box.shape != (4,) or not np.all(np.isfinite(box)) or box[2] <= 0 or box[3] <= 0:
-            raise ValueError(f"initial box must be [x, y, w, h] with w, h > 0, got {box.tolist()}")
-        if box[0] >= w or box[1] >= h or box[0] + box[2] <= 0 or box[1] + box[3] <= 0:
-            raise ValueError(f"initial box {box.tolist()} lies outside the {w}x{h} frame")
+        box = check_init_box(box, w, h)
         cfg = self.cfg
         self.frame_size = (w, h)
         self.center = box_center(box)
