@@ -101,6 +101,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="stop after N frames, counting the first (default: the whole source)")
     add_device_arg(p)
     add_threads_arg(p)
+    p.add_argument("--kernels", choices=("packed", "float"), default="packed",
+                   help="binary units bit-packed (XNOR-popcount, default) or float-simulated, to compare")
     return p
 
 
@@ -542,7 +544,7 @@ def summary(source: FrameSource, tracker: SiamFCTracker, stats: RunStats, args: 
     scales = tracker.cfg.scale_num
     run = f"{stats.frames} frames from {source.name} ({stats.stopped})"
     cost = f"budget {tracker.budget:.3f} (achieved), {scales} x {gops:.3f} = {scales * gops:.3f} GOPs/frame"
-    lines = [f"{run}, model {tracker.name} on {tracker.device}, {stats.mode}",
+    lines = [f"{run}, model {tracker.name} on {tracker.device} (kernels: {tracker.kernel_path}), {stats.mode}",
              f"mean FPS {stats.fps:.1f} (update only), {wall:.1f} end to end (decoding, drawing, writing)",
              cost, f"frames flagged LOST?: {stats.lost_frames}"]
     if stats.reselections:
@@ -609,7 +611,7 @@ def main(argv: list[str] | None = None) -> int:
     source = open_source(args)
     try:
         frame = first_frame(source)
-        tracker = load_tracker(checkpoint, device=device)
+        tracker = load_tracker(checkpoint, device=device, kernels=args.kernels)
         box = init_box if init_box is not None else select_target(frame)
         if box is None:
             print("no target selected (selection cancelled); nothing to track", file=sys.stderr)

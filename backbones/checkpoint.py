@@ -38,7 +38,8 @@ from backbones.mask import Mask, MaskError, parse_mask
 
 FORMAT = "b2track-checkpoint/1"
 KINDS = {"classifier": "a backbone with a classification head (python -m mixbin.train)",
-         "tracker": "a SiamFC tracker (python -m tracker.train)"}
+         "tracker": "a SiamFC tracker (python -m tracker.train)",
+         "deploy": "an inference-only SiamFC tracker, binary weights as bits (python -m tracker.export)"}
 VERSIONS = ".checkpoints"
 FAULT_ENV = "B2TRACK_FAULT"
 _VERSION_NAME = re.compile(r"^\d{8}$")
@@ -106,15 +107,21 @@ def _environment(model: nn.Module) -> dict[str, str]:
 def save_checkpoint(path: str | Path, model: nn.Module, mask: Mask, meta: dict[str, Any],
                     kind: str | None = None) -> Path:
     """Write ``model``'s tensors, then its sidecar (``meta`` adds fields), each atomically; returns path."""
-    path = _checked_suffix(path)
     tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    return write_checkpoint(path, tensors, mask, meta, kind or infer_kind(tensors), _environment(model))
+
+
+def write_checkpoint(path: str | Path, tensors: dict[str, torch.Tensor], mask: Mask, meta: dict[str, Any],
+                     kind: str, environment: dict[str, str] | None = None) -> Path:
+    """Write ``tensors`` as a checkpoint of ``kind`` (weights, then sidecar, each atomically); returns path."""
+    path = _checked_suffix(path)
     _check_finite(tensors, f"refusing to write {path}")
-    kind = kind or infer_kind(tensors)
     if kind not in KINDS:
         raise ValueError(f"unknown checkpoint kind {kind!r}")
     head = {"format": FORMAT, "kind": kind, "id": uuid.uuid4().hex, "backbone": mask.backbone,
             "width": mask.width, "mask": mask.to_json()}
-    tail = {"tensors": {k: list(v.shape) for k, v in tensors.items()}, "environment": _environment(model)}
+    tail = {"tensors": {k: list(v.shape) for k, v in tensors.items()},
+            "environment": environment or {"device": "cpu", "torch": torch.__version__}}
     sidecar = head | {k: v for k, v in meta.items() if k not in head and k not in tail} | tail
     metadata = {"format": FORMAT, "kind": kind, "id": head["id"], "backbone": mask.backbone,
                 "width": repr(float(mask.width)), "units": json.dumps(mask.units, sort_keys=True)}
@@ -168,7 +175,8 @@ def _check_pair(path: Path, sidecar: dict[str, Any], tensors: dict[str, torch.Te
     units = metadata.get("units")
     if (units is not None and units != json.dumps(mask.units, sort_keys=True)) or \
             metadata.get("backbone", mask.backbone) != mask.backbone:
-        raise CheckpointError(f"checkpoint {path}: the mask in its sidecar does not match its weights")
+        raise CheckpointError(f"checkpoint {path}: the mask in its sidecar ({mask.backbone}) does not match "
+                              f"its weights (written for {metadata.get('backbone', mask.backbone)})")
 
 
 def _read_one(path: Path, kind: str | None) -> Checkpoint:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from backbones.quantizers import SignQuantizer, WeightBinarizer
+from backbones.quantizers import SignQuantizer, WeightBinarizer, sign_weight, weight_scale
 
 
 class QuantConv2d(nn.Conv2d):
@@ -36,3 +36,10 @@ class BinaryConv2d(QuantConv2d):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, input_quantizer=SignQuantizer(), kernel_quantizer=WeightBinarizer(), **kwargs)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """alpha * conv(sign x, sign W): equal to conv(sign x, alpha * sign W), but its integer sums are exact
+        in float32, so the packed XNOR-popcount path (``backbones.packed``) reproduces it bit for bit."""
+        sums = self._conv_forward(self.input_quantizer(x), sign_weight(self.weight), None)
+        y = sums * weight_scale(self.weight).view(1, -1, 1, 1)
+        return y if self.bias is None else y + self.bias.view(1, -1, 1, 1)

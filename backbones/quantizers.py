@@ -45,9 +45,14 @@ def weight_scale(weight: torch.Tensor) -> torch.Tensor:
     return weight.abs().mean(dim=tuple(range(1, weight.dim())), keepdim=True)
 
 
+def sign_weight(weight: torch.Tensor) -> torch.Tensor:
+    """sign(W) (sign(0) = +1) with the clipped straight-through gradient."""
+    return _Sign.apply(weight, _clipped_ste_slope)
+
+
 def binarize_weight(weight: torch.Tensor) -> torch.Tensor:
     """alpha * sign(W) with one alpha per output channel (XNOR-Net); clipped STE for sign."""
-    return weight_scale(weight) * _Sign.apply(weight, _clipped_ste_slope)
+    return weight_scale(weight) * sign_weight(weight)
 
 
 class SignQuantizer(nn.Module):

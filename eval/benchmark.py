@@ -63,13 +63,13 @@ def parse_spec(spec: str) -> tuple[str, str | None]:
     return name or Path(path).stem, path
 
 
-def build_tracker(path: str | None, device: object) -> object:
+def build_tracker(path: str | None, device: object, kernels: str = "packed") -> object:
     """The static baseline (``path`` None) or a SiamFC tracker loaded from a checkpoint."""
     if path is None:
         return StaticTracker()
     from tracker.siamfc import load_tracker  # lazy: eval's metrics and the baseline need no model code
 
-    return load_tracker(path, device=device)
+    return load_tracker(path, device=device, kernels=kernels)
 
 
 # ---------------------------------------------------------------- running
@@ -294,6 +294,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="track at most N frames of each sequence, counting the init frame (quick runs)")
     add_device_arg(p, default="cpu")
     add_threads_arg(p)
+    p.add_argument("--kernels", choices=("packed", "float"), default="packed",
+                   help="binary units bit-packed (XNOR-popcount, default) or float-simulated, to compare")
     return p
 
 
@@ -329,7 +331,7 @@ def main(argv: list[str] | None = None) -> int:
     check_sequences(sequences)
     apply_threads(args.threads)
     device = resolve_device(args.device) if checkpoints else None
-    trackers = {name: build_tracker(path, device) for name, path in specs}
+    trackers = {name: build_tracker(path, device, args.kernels) for name, path in specs}
     summary = run_benchmark(trackers, sequences, args.out, args.max_frames)
     print(format_table(summary))
     print(f"report written to {args.out}")

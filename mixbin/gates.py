@@ -57,7 +57,7 @@ class GateSet(nn.Module):
 
     def as_dict(self) -> dict[str, float]:
         """{unit: z} at the current beta, as plain floats (for reports and provenance)."""
-        return dict(zip(self.names, self.values().detach().cpu().tolist()))
+        return dict(zip(self.names, self.values().detach().cpu().tolist(), strict=True))
 
     def apply(self, backbone: Backbone) -> torch.Tensor:
         """Install z_u as each unit's gate for the next forward pass (call once per step); returns z."""

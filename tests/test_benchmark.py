@@ -212,7 +212,7 @@ def test_an_empty_jpeg_in_a_sequence_is_one_line_naming_it(tmp_path: Path) -> No
     frames = list(load(["otb/Crossing"])[0].frames[:10])
     frames[3] = tmp_path / "0004.jpg"
     frames[3].write_bytes(b"")
-    with pytest.raises(UsageError, match=r"0004\.jpg \(an empty file\)"):
+    with pytest.raises(UsageError, match=r"0004\.jpg: empty image file"):
         run_benchmark({"static": StaticTracker()}, [crossing_variant("Crossing", frames=frames)],
                       tmp_path / "r")
     assert [p.name for p in tmp_path.iterdir()] == ["0004.jpg"]

@@ -136,7 +136,7 @@ def test_selection_equals_brute_force_and_never_exceeds_the_budget():
 
 def test_selection_on_the_real_resnet_costs(resnet_costs):
     names = list(resnet_costs.unit_macs)
-    scores = {u: v for u, v in zip(names, [1.0, 0.0, 1.0, 1.0, 0.0, 1.0, 0.5, 0.5])}
+    scores = {u: v for u, v in zip(names, [1.0, 0.0, 1.0, 1.0, 0.0, 1.0, 0.5, 0.5], strict=True)}
     for target in (resnet_costs.min_budget + 1e-6, 0.2, 0.3, 0.55, 1.0):
         exact = select_fp(scores, resnet_costs, target)
         assert exact == select_fp_brute_force(scores, resnet_costs, target)
@@ -385,7 +385,7 @@ def test_out_of_range_options_are_refused_not_clamped(tmp_path, capsys, option, 
 
 def test_init_from_another_width_or_backbone_is_one_line_before_work(tmp_path, capsys):
     model = build_classifier("resnet", 10, 0.25)
-    save_checkpoint(model, tmp_path / "fp.safetensors", uniform_mask("resnet", 0.25, "fp"), {})
+    save_checkpoint(tmp_path / "fp.safetensors", model, uniform_mask("resnet", 0.25, "fp"), {})
     ckpt = str(tmp_path / "fp.safetensors")
     common = ["--data", str(tmp_path / "no-data"), "--budget", "0.5", "--init-from", ckpt,
               "--out", str(tmp_path / "m.json")]

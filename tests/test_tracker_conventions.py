@@ -36,7 +36,7 @@ def test_tracker_feeds_the_backbone_its_own_input_convention():
     embed = model.backbone.embed
     model.backbone.embed = lambda x: seen.append(x) or embed(x)
     frame = _frame()
-    tracker = SiamFCTracker(model)
+    tracker = SiamFCTracker(model, kernels="float")  # the float path calls backbone.embed, seen here
     tracker.init(frame, [40, 50, 20, 20])
     z = crop_and_resize(frame, tracker.center, tracker.z_size, EXEMPLAR_SIZE, tracker.avg_color)
     bgr = torch.from_numpy(z).permute(2, 0, 1)[None].float()

@@ -43,16 +43,24 @@ class TrackerConfig:
     min_size: float = 2.0
 
 
+KERNELS = ("packed", "float")
+
+
 class SiamFCTracker:
-    """SiamFC tracking with any masked backbone; boxes are [x, y, w, h] floats, 0-based pixels."""
+    """SiamFC tracking with any masked backbone; boxes are [x, y, w, h] floats, 0-based pixels.
+
+    ``kernels='packed'`` (the default) runs binary units bit-packed on the CPU (backbones.packed);
+    ``'float'`` keeps the float-simulated modules (on CUDA packed falls back to float).
+    """
 
     def __init__(self, model: SiamFC, config: TrackerConfig | None = None, device: str | torch.device = "cpu",
-                 name: str = "siamfc"):
+                 name: str = "siamfc", kernels: str = "packed"):
         self.model = model.to(device).eval().to(memory_format=torch.channels_last)
         self.cfg = config or TrackerConfig()
         self.device = torch.device(device)
         self.name = name
         self.stride = model.backbone.total_stride
+        self.embed, self.kernel_path = _embedder(self.model, self.device, kernels)
         costs = reference_costs(model.backbone.name, model.backbone.width)
         states = model.backbone.mask_states()
         self.ops = costs.ops(states)  # one 255x255 search image; a tracked frame costs scale_num of these
@@ -78,7 +86,7 @@ class SiamFCTracker:
         self.x_size = self.z_size * INSTANCE_SIZE / EXEMPLAR_SIZE
         self.avg_color = frame.mean(axis=(0, 1))
         z = crop_and_resize(frame, self.center, self.z_size, EXEMPLAR_SIZE, self.avg_color)
-        self.kernel = self.model.backbone.embed(self._input(z))
+        self.kernel = self.embed(self._input(z))
         self.confidence, self.lost = 1.0, False
 
     def _response_size(self) -> int:
@@ -98,7 +106,7 @@ class SiamFCTracker:
         cfg = self.cfg
         patches = [crop_and_resize(frame, self.center, self.x_size * f, INSTANCE_SIZE, self.avg_color)
                    for f in self.scale_factors]
-        features = self.model.backbone.embed(self._input(patches))
+        features = self.embed(self._input(patches))
         logits = self.model.head(self.kernel, features).squeeze(1).float().cpu().numpy()
         self.confidence = float(1 / (1 + np.exp(-logits.max())))
         self.lost = self.confidence < cfg.loss_threshold
@@ -129,9 +137,28 @@ class SiamFCTracker:
         self.center = np.clip(self.center, [-w / 2, -h / 2], [1.5 * w, 1.5 * h])
 
 
-def load_tracker(path: str | Path, device: str | torch.device = "cpu",
-                 config: TrackerConfig | None = None) -> SiamFCTracker:
-    """Build a tracker from a tracker checkpoint (``.safetensors`` + sidecar) on ``device`` (or 'auto')."""
+
+def _embedder(model: SiamFC, device: torch.device, kernels: str):
+    """The backbone's ``embed`` for ``kernels`` and the kernel path it runs ('float' when not packed)."""
+    if kernels not in KERNELS:
+        raise ValueError(f"kernels must be one of {KERNELS}, got {kernels!r}")
+    from backbones.kernels import keep_heap, resolve_path
+    from backbones.packed_embed import packed_embedder
+
+    keep_heap()  # both paths alike: large per-frame activations stay in the heap (no page faults)
+    if kernels == "float" or device.type != "cpu":
+        return model.backbone.embed, "float"
+
+    path = resolve_path()
+    return packed_embedder(model.backbone, path), path
+
+
+def load_tracker(path: str | Path, device: str | torch.device = "cpu", config: TrackerConfig | None = None,
+                 kernels: str = "packed") -> SiamFCTracker:
+    """Build a tracker from a tracker checkpoint or a deploy checkpoint (``.safetensors`` + sidecar) on
+    ``device`` (or 'auto'); binary units run packed on the CPU unless ``kernels='float'``."""
+    from tracker.export import is_deploy, load_deploy
+
     device = resolve_device(device)
-    model, _meta = load_checkpoint(path, device)
-    return SiamFCTracker(model, config, device, name=Path(path).stem)
+    model, _meta = (load_deploy if is_deploy(path) else load_checkpoint)(path, device)
+    return SiamFCTracker(model, config, device, name=Path(path).stem, kernels=kernels)
