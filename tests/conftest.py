@@ -28,3 +28,15 @@ def _seed():
     except ImportError:
         pass
     yield
+
+
+@pytest.fixture
+def one_torch_thread():
+    """One torch thread for the test: two threads on two shared cores stall each other (kernel calls
+    pass their own thread count)."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

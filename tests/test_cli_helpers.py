@@ -9,7 +9,7 @@ import sys
 import textwrap
 
 import pytest
-from conftest import REPO, TRACKING
+from conftest import REPO, TRACKING, VIDEOS
 
 from backbones.cli import (
     UsageError,
@@ -105,7 +105,7 @@ INTERRUPT_AT_TORCH = textwrap.dedent("""\
 
 
 @pytest.mark.parametrize("argv", [
-    ["demo", "--video", "clip.avi", "--init", "1,1,5,5", "--no-display"],
+    ["demo", "--video", str(VIDEOS / "bag.avi"), "--init", "1,1,5,5", "--no-display"],
     ["eval.benchmark", "--tracker", str(REPO / "models" / "resnet_b0.3.safetensors"), "--data", str(TRACKING),
      "--split", "{split}", "--out", "report"],
 ], ids=["demo", "eval.benchmark"])
@@ -117,5 +117,6 @@ def test_ctrl_c_while_torch_loads_is_one_line(tmp_path, argv):
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     done = subprocess.run([sys.executable, "-c", INTERRUPT_AT_TORCH, *argv], cwd=tmp_path, env=env,
                           capture_output=True, text=True, timeout=300, check=False)
-    assert done.returncode == 130 and done.stderr.strip().splitlines() == ["interrupted"], done.stderr
+    assert done.returncode == 130 and done.stderr.strip().splitlines() == ["interrupted"], \
+        (done.returncode, done.stdout[-500:], done.stderr)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["split.txt"]

@@ -21,12 +21,7 @@ SOURCE = REPO / "models" / "resnet_bmin.safetensors"
 BAG = TRACKING / "vot" / "bag"
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

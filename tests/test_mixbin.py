@@ -28,13 +28,7 @@ needs_tracking = pytest.mark.skipif(not TRACKING.is_dir(), reason=f"real trackin
 TINY = ["--input-size", "96", "--batch-size", "4", "--limit", "12", "--device", "cpu"]
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Two threads on two shared cores stall each other; one keeps the timings steady."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

@@ -20,13 +20,7 @@ from backbones.unit import SwitchableConv
 PATHS = available_paths()
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """One torch thread: quick on a shared 2-core machine (kernel calls pass their own thread count)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 MODELS = REPO / "models"
 

@@ -136,30 +136,40 @@ static inline void pack_output_scalar(const conv_args *a, int64_t n, int64_t oy,
 
 /* ---- portable path: natural weight layout [Cout][K], scalar popcounts ---- */
 
-#define DEFINE_PORTABLE(NAME, ATTR)                                                                \
-    ATTR static void NAME(const conv_args *a, int threads) {                                      \
-        const int64_t kk = row_words(a), cout = a->g * a->og, rows = a->n * a->oh;       \
+/* The scaffold every pixel-at-a-time kernel shares: per-thread scratch (one im2col row `col`, one popcount
+ * per output channel `pop`), output rows split over the threads, one im2col row per output pixel, then
+ * the kernel's own PIXEL code, which sees n, oy, ox, col and pop. */
+#define FOR_EACH_OUTPUT_PIXEL(a, threads, kk, cout, ...)                                           \
+    do {                                                                                          \
+        const int64_t rows_ = (a)->n * (a)->oh;                                                   \
         _Pragma("omp parallel num_threads(threads)") {                                            \
-            uint64_t *col = malloc((size_t)(a->g * kk + 8) * sizeof(uint64_t));                   \
-            int32_t *pop = malloc((size_t)(cout + 16) * sizeof(int32_t));                         \
-            _Pragma("omp for schedule(static)") for (int64_t r = 0; r < rows; r++) {              \
-                int64_t n = r / a->oh, oy = r % a->oh;                                            \
-                for (int64_t ox = 0; ox < a->ow; ox++) {                                          \
+            uint64_t *col = malloc((size_t)((a)->g * (kk) + 8) * sizeof(uint64_t));               \
+            int32_t *pop = malloc((size_t)((cout) + 16) * sizeof(int32_t));                       \
+            _Pragma("omp for schedule(static)") for (int64_t r = 0; r < rows_; r++) {             \
+                int64_t n = r / (a)->oh, oy = r % (a)->oh;                                        \
+                for (int64_t ox = 0; ox < (a)->ow; ox++) {                                        \
                     im2col_pixel(a, n, oy, ox, col);                                              \
-                    for (int64_t o = 0; o < cout; o++) {                                          \
-                        const uint64_t *x = col + (o / a->og) * kk, *w = a->w + o * kk;           \
-                        int64_t s = 0;                                                            \
-                        for (int64_t k = 0; k < kk; k++) s += __builtin_popcountll(x[k] ^ w[k]);  \
-                        pop[o] = (int32_t)s;                                                      \
-                    }                                                                             \
-                    epilogue_scalar(a, n, oy, ox, pop, 0);                                        \
-                    pack_output_scalar(a, n, oy, ox);                                             \
+                    __VA_ARGS__                                                                   \
                 }                                                                                 \
             }                                                                                     \
             free(col);                                                                            \
             free(pop);                                                                            \
         }                                                                                         \
-        (void)threads;                                                                            \
+        (void)(threads);                                                                          \
+    } while (0)
+
+#define DEFINE_PORTABLE(NAME, ATTR)                                                                \
+    ATTR static void NAME(const conv_args *a, int threads) {                                      \
+        const int64_t kk = row_words(a), cout = a->g * a->og;                                     \
+        FOR_EACH_OUTPUT_PIXEL(a, threads, kk, cout,                                               \
+            for (int64_t o = 0; o < cout; o++) {                                                  \
+                const uint64_t *x = col + (o / a->og) * kk, *w = a->w + o * kk;                   \
+                int64_t s = 0;                                                                    \
+                for (int64_t k = 0; k < kk; k++) s += __builtin_popcountll(x[k] ^ w[k]);          \
+                pop[o] = (int32_t)s;                                                              \
+            }                                                                                     \
+            epilogue_scalar(a, n, oy, ox, pop, 0);                                                \
+            pack_output_scalar(a, n, oy, ox););                                                   \
     }
 
 DEFINE_PORTABLE(conv_portable, )
@@ -231,25 +241,13 @@ AVX2_ATTR static inline void epilogue_avx2(const conv_args *a, int64_t n, int64_
 
 #define DEFINE_SIMD(NAME, ATTR, BLOCK)                                                             \
     ATTR static void NAME(const conv_args *a, int threads) {                                      \
-        const int64_t kk = row_words(a), cout = a->g * a->og, rows = a->n * a->oh;       \
+        const int64_t kk = row_words(a), cout = a->g * a->og;                                     \
         const int64_t nb = (a->og + 15) / 16;                                                     \
-        _Pragma("omp parallel num_threads(threads)") {                                            \
-            uint64_t *col = malloc((size_t)(a->g * kk + 8) * sizeof(uint64_t));                   \
-            int32_t *pop = malloc((size_t)(cout + 16) * sizeof(int32_t));                         \
-            _Pragma("omp for schedule(static)") for (int64_t r = 0; r < rows; r++) {              \
-                int64_t n = r / a->oh, oy = r % a->oh;                                            \
-                for (int64_t ox = 0; ox < a->ow; ox++) {                                          \
-                    im2col_pixel(a, n, oy, ox, col);                                              \
-                    for (int64_t g = 0; g < a->g; g++)                                            \
-                        for (int64_t b = 0; b < nb; b++)                                          \
-                            BLOCK(col + g * kk, a->w + (g * nb + b) * kk * 16, kk, pop + g * a->og + 16 * b); \
-                    epilogue_avx2(a, n, oy, ox, pop);                                             \
-                }                                                                                 \
-            }                                                                                     \
-            free(col);                                                                            \
-            free(pop);                                                                            \
-        }                                                                                         \
-        (void)threads;                                                                            \
+        FOR_EACH_OUTPUT_PIXEL(a, threads, kk, cout,                                               \
+            for (int64_t g = 0; g < a->g; g++)                                                    \
+                for (int64_t b = 0; b < nb; b++)                                                  \
+                    BLOCK(col + g * kk, a->w + (g * nb + b) * kk * 16, kk, pop + g * a->og + 16 * b); \
+            epilogue_avx2(a, n, oy, ox, pop););                                                   \
     }
 
 
