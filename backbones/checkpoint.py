@@ -1,4 +1,4 @@
-"""Checkpoints, one schema for every kind (DESIGN.md section 5): ``NAME.safetensors`` + ``NAME.json`` sidecar.
+"""Checkpoints, one schema for every kind (docs/design.md section 5): ``NAME.safetensors`` + ``NAME.json``.
 
 The sidecar holds ``format``, ``kind`` (one of ``KINDS``), ``id``, backbone, width, mask, ``tensors`` (name
 -> shape), ``environment`` (device, torch version) and the writer's own fields (training, metrics, ...).

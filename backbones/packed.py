@@ -1,4 +1,4 @@
-"""Packed inference for binary units (DESIGN.md section 7): weights packed once, alpha and BN folded.
+"""Packed inference for binary units (docs/design.md section 7): weights packed once, alpha and BN folded.
 
 ``PackedConv`` is one binary unit (sign -> binary conv with alpha -> its BN) as sign-pack, bit-domain
 im2col, XNOR-popcount and a float epilogue ``scale * dot + shift``; it is exact for any K, stride,

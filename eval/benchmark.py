@@ -1,6 +1,6 @@
 """Run trackers over tracking sequences and write a report: summary.json, OTB-layout results, plots, a table.
 
-Report layout (DESIGN.md section 6), built in a temporary directory renamed onto ``--out`` at the end
+Report layout (docs/design.md section 6), built in a temporary directory renamed onto ``--out`` at the end
 (Ctrl-C, SIGTERM or an error leave no partial report, and an earlier report stays as it was):
 ``summary.json``, ``table.txt``, ``success_plots.png``, ``precision_plots.png``,
 ``results/<tracker>/<seq>.txt`` (1-based x,y,w,h, comma separated, one row per frame from the sequence's

@@ -2,7 +2,7 @@
 
 IoU and centre error come from ``got10k.utils.metrics``; the curves mirror ``ExperimentOTB._calc_curves``
 (21 IoU thresholds, strict ``>``; 51 centre-error thresholds, ``<=``) and AO / SR mirror
-``ExperimentGOT10k._evaluate``. Frames whose ground truth is invalid are excluded (DESIGN.md section 6).
+``ExperimentGOT10k._evaluate``. Frames whose ground truth is invalid are excluded (docs/design.md section 6).
 """
 from __future__ import annotations
 

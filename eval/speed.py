@@ -1,4 +1,4 @@
-"""Speed of packed binary inference (DESIGN.md section 7): backbone and per-unit latency, tracker FPS.
+"""Speed of packed binary inference (docs/design.md section 7): backbone and per-unit latency, tracker FPS.
 
 One run, one thread setting, medians of repeats. Backbone latency on the 3-scale search batch and on
 the exemplar for the same architecture all-FP ("fp"), the checkpoint float-simulated ("float") and

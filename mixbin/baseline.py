@@ -1,4 +1,4 @@
-"""MixBin's baselines (DESIGN.md section 4), same budget, mask format and fine-tuning as the search.
+"""MixBin's baselines (docs/design.md section 4), same budget, mask format and fine-tuning as the search.
 
 random / first / last: greedy fills in a seeded random / forward / backward order (a unit that does not
 fit is skipped and the scan goes on). iterative: from all-FP, repeatedly binarize the unit whose

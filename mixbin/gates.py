@@ -3,7 +3,7 @@
 The logistic is our continuous Heaviside approximation (ChipNet's role for it): as the sharpness beta is
 annealed upward, z tends to 1 for psi > 0, 0 for psi < 0 (and stays 1/2 at psi = 0), so the gates end
 crisp. ``GateSet`` installs z_u into each unit for the next forward (z * FP + (1 - z) * binary) and
-gives the soft OPs, the budget loss and the crispness loss of DESIGN.md section 4.
+gives the soft OPs, the budget loss and the crispness loss of docs/design.md section 4.
 """
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""MixBin search (DESIGN.md section 4): gated FP/binary mixing under a budget, exact hard selection, then
-the shared fine-tuning with the mask fixed.
+"""MixBin search (docs/design.md section 4): gated FP/binary mixing under a budget, exact hard selection,
+then the shared fine-tuning with the mask fixed.
 
     python -m mixbin.search --data ../shared/data/classification/cifar10 --backbone resnet --width 0.5 \
         --budget 0.3 --iterations 300 --init-from runs/fp/checkpoint.safetensors --out masks/resnet-0.3.json

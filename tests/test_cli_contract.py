@@ -1,4 +1,4 @@
-"""The bad-input contract of every CLI (DESIGN.md section 8), over every module with a ``__main__`` block.
+"""The bad-input contract of every CLI (docs/design.md section 8), over every module with ``__main__``.
 
 The modules are found by scanning the source tree, not listed by hand, so a new CLI is covered the day it
 is written. Each one, run as ``python -m MODULE``, must answer an invalid option value and (where it has

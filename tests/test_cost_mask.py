@@ -53,7 +53,7 @@ def test_budget_is_measured_at_reference_input():
     net = build_backbone("alexnet")
     net.set_mask(states)
     assert cost_report(net, 127).budget == pytest.approx(costs.budget(states))
-    # conv5 is about 8% of the MACs at 255 (DESIGN.md section 3)
+    # conv5 is about 8% of the MACs at 255 (docs/design.md section 3)
     assert 0.07 < costs.unit_macs["conv5"] / costs.fp_ops < 0.09
 
 

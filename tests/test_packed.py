@@ -1,4 +1,4 @@
-"""Packed XNOR-popcount inference (DESIGN.md section 7): exact integer sums on every kernel path, fused
+"""Packed XNOR-popcount inference (docs/design.md section 7): exact integer sums on every kernel path, fused
 runners equal to the float path, path forcing errors, and a teacher-forced tracker on a real sequence."""
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """Tracking sequence readers: OTB, DTB70, VOT, UAV123 and GOT-10k layouts side by side under one root.
 
-Boxes are ``[x, y, w, h]`` float64 in 0-based pixel coordinates (DESIGN.md section 5): the 1-based
+Boxes are ``[x, y, w, h]`` float64 in 0-based pixel coordinates (docs/design.md section 5): the 1-based
 benchmarks (OTB, DTB70, VOT, UAV123) are shifted by -1 here; unannotated frames hold NaN rows.
 
 Bad data fails with one :class:`SequenceError` line ``PATH[:LINE]: what is wrong``. What is valid: a row

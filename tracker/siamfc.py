@@ -1,6 +1,6 @@
 """The SiamFC tracker: ``init(frame, box)`` then ``update(frame) -> box`` on OpenCV BGR frames.
 
-Settings follow siamfc-pytorch (DESIGN.md section 5): 3 scales, 17x17 responses upsampled 16x,
+Settings follow siamfc-pytorch (docs/design.md section 5): 3 scales, 17x17 responses upsampled 16x,
 cosine window, scale penalty and damping. Each update also sets ``confidence`` (the peak response,
 as a probability) and ``lost`` (confidence below ``loss_threshold``).
 """

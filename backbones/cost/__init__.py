@@ -2,7 +2,7 @@
 
 OPs follow Bi-Real Net / ReActNet: a fixed or FP layer costs its MACs, a binary layer MACs / 64 (64 binary
 MACs per XNOR-popcount word). The budget of a mask is its OPs over the all-FP OPs, always at the 255x255
-reference input (DESIGN.md section 3); ``reference_costs`` measures that once per backbone and width.
+reference input (docs/design.md section 3); ``reference_costs`` measures that once per backbone and width.
 ``python -m backbones.cost`` (``backbones/cost/__main__.py``) prints the per-layer table.
 """
 from __future__ import annotations

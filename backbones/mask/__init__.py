@@ -1,4 +1,4 @@
-"""Mask files (DESIGN.md section 2): which units of one backbone at one width are FP or binary.
+"""Mask files (docs/design.md section 2): which units of one backbone at one width are FP or binary.
 
 Load, validate, save atomically; ``build_masked_backbone`` is the one entry that turns a mask (a file,
 a ``Mask``, or 'fp' / 'binary') into a backbone. ``python -m backbones.mask`` (``__main__.py``) writes an
