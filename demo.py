@@ -34,6 +34,7 @@ from backbones.cli import (
     atomic_path,
     check_output_file,
     int_range,
+    interrupts_held,
     positive_int,
     remove_stale_temporaries,
     resolve_device,
@@ -384,8 +385,9 @@ def video_sink(path: str | Path, fps: float, size: tuple[int, int]) -> Iterator[
 
         def write(frame: np.ndarray) -> None:
             nonlocal written
-            writer.write(frame)
-            written += 1
+            with interrupts_held():  # a frame is written and counted, or neither
+                writer.write(frame)
+                written += 1
 
         try:
             if not writer.isOpened():

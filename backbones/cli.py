@@ -226,6 +226,29 @@ def _terminate(signum: int, frame: object) -> None:
     raise Terminated()
 
 
+@contextlib.contextmanager
+def interrupts_held() -> Iterator[None]:
+    """Hold Ctrl-C and SIGTERM while the block runs, then act on one that came: a block of steps that must
+    not be split (a frame written and counted) is never interrupted half-way."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    held: list[int] = []
+    before = {s: signal.signal(s, lambda signum, _frame: held.append(signum))
+              for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for signum, handler in before.items():
+            signal.signal(signum, handler)
+    if held:
+        handler = before[held[0]]
+        if callable(handler):
+            handler(held[0], None)
+        elif handler == signal.SIG_DFL:
+            os.kill(os.getpid(), held[0])
+
+
 def run_cli(main: Callable[[list[str] | None], int | None], argv: list[str] | None = None) -> int:
     """Run a CLI ``main``: a UsageError is one stderr line and exit code 2; Ctrl-C (130) and SIGTERM (143)
     unwind through every ``finally`` (so no temporary file is left) and print one line."""

@@ -120,3 +120,20 @@ def test_ctrl_c_while_torch_loads_is_one_line(tmp_path, argv):
     assert done.returncode == 130 and done.stderr.strip().splitlines() == ["interrupted"], \
         (done.returncode, done.stdout[-500:], done.stderr)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["split.txt"]
+
+
+@pytest.mark.parametrize("signum, code", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_interrupts_held_finish_the_block_then_stop(signum, code, capsys):
+    from backbones.cli import interrupts_held
+
+    steps = []
+
+    def main(_argv):
+        with interrupts_held():
+            os.kill(os.getpid(), signum)
+            steps.append("inside")  # the block is never split by the signal
+        steps.append("after")  # not reached: the held signal acts when the block ends
+        return 0
+
+    assert run_cli(main, []) == code and steps == ["inside"]
+    assert len(capsys.readouterr().err.strip().splitlines()) == 1
