@@ -33,11 +33,11 @@ def _is_main_guard(node: ast.stmt) -> bool:
 
 
 def _importable(rel: Path) -> bool:
-    """Top-level modules, and modules of packages (folders with __init__.py) all the way down."""
+    """Top-level modules and modules in folders below (packages, or namespace packages such as experiments/)."""
     folder = REPO
     for part in rel.parts[:-1]:
         folder = folder / part
-        if part.startswith(".") or part in SKIPPED_DIRS or not (folder / "__init__.py").is_file():
+        if part.startswith(".") or part in SKIPPED_DIRS:  # other folders import as (namespace) packages
             return False
     return True
 
