@@ -137,6 +137,29 @@ def test_selection_on_the_real_resnet_costs(resnet_costs):
         assert resnet_costs.budget(exact) <= target
 
 
+def test_the_hard_mask_is_the_gates_choice_when_it_fits(resnet_costs, capsys):
+    names = list(resnet_costs.unit_macs)
+    gates = {n: 1.0 if n in ("layer1.0.conv", "layer2.0.conv") else 1e-30 for n in names}
+    psi = {n: 1.0 if gates[n] > 0.5 else -1.0 for n in names}
+    states, agreement = search.gate_choice(gates, psi, resnet_costs, 0.4)
+    assert agreement and states == states_for({"layer1.0.conv", "layer2.0.conv"}, names)
+    assert capsys.readouterr().err == ""
+
+
+def test_a_gate_set_over_the_target_is_reported_and_falls_back_without_counting_units(capsys):
+    costs = _costs(64, [64, 64, 64, 640, 10])  # FP OPs 906, all-binary 78 (integer-exact in 1/64 MACs)
+    names = list(costs.unit_macs)
+    target = (64 + 842 / 64 + 2 * 63 + 10 * 63 / 64) / 906 + 1e-9 # room for two of u0-u2 and u4, not for all three
+    gates = {"u0": 1.0, "u1": 1.0, "u2": 1.0, "u3": 1e-30, "u4": 1e-30}
+    psi = {"u0": 0.2, "u1": 0.1, "u2": 0.3, "u3": -2.0, "u4": -1.0}
+    states, agreement = search.gate_choice(gates, psi, costs, target)
+    err = capsys.readouterr().err.strip()
+    assert not agreement and len(err.splitlines()) == 1 and "over the target" in err and "u0, u1, u2" in err
+    # knapsack on the gates; the tie between the pairs of u0-u2 goes to the larger psi; u4 (gate ~0, psi < 0)
+    # stays binary although it fits: no rule that counts units adds it
+    assert states == states_for({"u0", "u2"}, names) and fits({"u0", "u2", "u4"}, costs, target)
+
+
 def test_greedy_fill_skips_units_that_do_not_fit_and_goes_on():
     costs = _costs(64, [64, 640, 128])  # FP OPs 896, all-binary 77
     target = (77 + 63 + 126) / 896  # room for u0 and u2 but not u1 (630)
@@ -288,6 +311,9 @@ def test_tiny_search_on_cifar_writes_a_mask_the_tracker_loads(tmp_path, capsys):
     assert mask.budget["achieved"] <= mask.budget["target"] == 0.3
     assert mask.search["method"] == "mixbin" and mask.search["seed"] == 3 and mask.search["task"] == "classification"
     assert set(mask.search["gates"]) == set(mask.units) and "code_version" in mask.search
+    assert isinstance(mask.search["gate_agreement"], bool) and "soft_budget" in mask.search
+    if mask.search["gate_agreement"]:
+        assert {n for n, z in mask.search["gates"].items() if z > 0.5} == {n for n, s in mask.units.items() if s == "fp"}
     tracker = build_siamfc(str(out))  # the classification mask loads into the tracker unchanged
     assert tracker.backbone.mask_states() == mask.units
     load_weights(tracker, tmp_path / "masks" / "r.weights.safetensors")
