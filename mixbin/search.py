@@ -30,7 +30,7 @@ from mixbin.common import (
 from mixbin.finetune import cosine, make_optimizer
 from mixbin.gates import GateSet, anneal, budget_matched_init
 from mixbin.provenance import command_line, seed_everything
-from mixbin.select import fits, select_fp, states_for
+from mixbin.select import fits, select_fp, states_for, unused_budget
 from mixbin.task import Task, epochs_to_iterations
 
 PROG = "python -m mixbin.search"
@@ -211,6 +211,7 @@ def main(argv: list[str] | None = None) -> int:
                   "selection": "gates > 0.5" if result.gate_agreement
                   else "gates > 0.5 over the target: knapsack on the gate values",
                   "final_multiplier": round(result.multiplier, 4),
+                  "budget_unused": unused_budget(result.states, costs, args.budget),
                   "finetune_from": "search weights" if args.keep_search_weights else "start weights"}
     saved = finish(task, model, mask, args, provenance, started)
     fp = [n for n, s in saved.units.items() if s == "fp"]

@@ -193,6 +193,17 @@ class _RandomTask:
         return torch.randn(6, 3, 96, 96, generator=generator), torch.tensor([0, 1, 2, 0, 1, 2])
 
 
+def test_sensitivity_values_are_raw_loss_increases_not_a_ratio(monkeypatch):
+    costs = _costs(64, [64, 640, 64])  # room for u1 alone or for u0 + u2
+    target = (64 + 768 / 64 + 630) / 832 + 1e-9
+    increases = {"u0": 0.3, "u1": 1.0, "u2": 0.3}  # per OPs, u0 and u2 would win; by raw value u1 does
+    names = list(costs.unit_macs)
+    monkeypatch.setattr(baseline, "heldout_loss",
+                        lambda task, model, states: sum(increases[n] for n in names if states[n] == "binary"))
+    states, delta = baseline.sensitivity_mask(None, None, costs, target)
+    assert states == states_for({"u1"}, names) and delta == pytest.approx(increases)
+
+
 def test_iterative_and_sensitivity_meet_the_budget():
     task = _RandomTask()
     costs = reference_costs("alexnet", 0.25)
@@ -321,7 +332,10 @@ def test_tiny_search_on_cifar_writes_a_mask_the_tracker_loads(tmp_path, capsys):
                                  "--budget", "0.3", "--finetune-iterations", "0", "--init-from", str(checkpoint),
                                  "--out", str(tmp_path / "first.json"), *TINY])
     assert rc == 0
-    assert load_mask(tmp_path / "first.json").budget["achieved"] <= 0.3
+    first = load_mask(tmp_path / "first.json")
+    assert first.budget["achieved"] <= 0.3
+    assert first.search["budget_unused"] == pytest.approx(0.3 - first.budget["achieved"], abs=1e-5)
+    assert mask.search["budget_unused"] == pytest.approx(0.3 - mask.budget["achieved"], abs=1e-5)
 
 
 @needs_cifar
