@@ -447,3 +447,19 @@ def test_out_under_a_file_is_refused_before_work(tmp_path, capsys):
                                "--out", str(tmp_path / "file" / "m.json")])
     assert rc == 2 and "is a file, not a folder" in _one_line_error(capsys)
     assert (tmp_path / "file").read_text() == "mine"
+
+
+@needs_tracking
+def test_tracking_probes_train_and_val_are_sequence_disjoint():
+    from mixbin.tracking import TrackingTask
+
+    task = TrackingTask(TRACKING, "resnet", 0.25, batch_size=2, limit=4)
+    train, probe, val = ({s.name for s in d.sequences} for d in (task.train_pairs, task.probe_pairs, task.val_pairs))
+    assert probe and train and val and not (train & probe) and not (train & val) and not (probe & val)
+    from tracker.sequences import load_sequences
+
+    listed = {s.name for s in load_sequences(TRACKING, TRACKING / "splits" / "train.txt")}
+    assert train | probe == listed  # both come from the train split; val only scores
+    z, x = task.heldout_batch()
+    first = task.probe_pairs[0]
+    assert torch.equal(z[0], first[0]) and torch.equal(x[0], first[1])  # the probes are probe-sequence pairs
