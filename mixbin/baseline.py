@@ -39,7 +39,7 @@ from mixbin.common import (
     initial_model,
 )
 from mixbin.provenance import command_line, seed_everything
-from mixbin.select import fits, greedy_fill, select_fp, states_for
+from mixbin.select import fits, greedy_fill, select_fp, states_for, unused_budget
 from mixbin.task import Task
 
 PROG = "python -m mixbin.baseline"
@@ -121,9 +121,11 @@ def iterative_mask(task: Task, model: nn.Module, costs: UnitCosts, target: float
 
 def sensitivity_mask(task: Task, model: nn.Module, costs: UnitCosts, target: float
                      ) -> tuple[dict[str, str], dict[str, float]]:
-    """One-shot: each unit's loss increase when binarized alone, then the exact knapsack on those increases.
+    """One-shot: each unit's loss increase when binarized alone, then the exact knapsack with those raw
+    increases as values and the units' OPs as weights (no ratio, which would count the cost twice).
 
-    Returns the states and each unit's increase (normalised to max |increase| = 1 as knapsack scores).
+    Returns the states and each unit's raw increase (scaled to max |increase| = 1 only to fit the knapsack's
+    score range, which changes no choice).
     """
     names = list(costs.unit_macs)
     base = heldout_loss(task, model, states_for(names, names))
@@ -209,13 +211,15 @@ def main(argv: list[str] | None = None) -> int:
         else:
             states, delta = sensitivity_mask(task, model, costs, args.budget)
             extra = {"loss_increase": delta}
+        extra["budget_unused"] = unused_budget(states, costs, args.budget)
         mask = Mask(args.backbone, args.width, states, {"target": args.budget})
     provenance = {"method": args.method, "command": command_line("mixbin.baseline", argv), **extra}
     saved = finish(task, model, mask, args, provenance, started)
     fp = [n for n, s in saved.units.items() if s == "fp"]
     print(f"wrote {args.out}: {args.method} {saved.backbone} width {saved.width:g}, budget "
           f"{saved.budget['achieved']:.4f}, FP units {', '.join(fp) or 'none'}; "
-          f"metrics {saved.search['metrics']}")
+          f"metrics {saved.search['metrics']}"
+          + (f"; budget unused {extra['budget_unused']:.4f}" if "budget_unused" in extra else ""))
     return 0
 
 

@@ -93,6 +93,10 @@ class GateSet(nn.Module):
         """(soft OPs / FP OPs - target)^2."""
         return ((self.soft_budget(costs) - target) ** 2).float()
 
+    def budget_excess(self, costs: UnitCosts, target: float) -> torch.Tensor:
+        """soft OPs / FP OPs - target: the constraint (<= 0) that the search's Lagrange multiplier prices."""
+        return (self.soft_budget(costs) - target).float()
+
     def crispness_loss(self) -> torch.Tensor:
         """mean_u z_u (1 - z_u): zero only when every gate is exactly 0 or 1."""
         z = self.values()

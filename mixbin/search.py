@@ -7,7 +7,7 @@ then the shared fine-tuning with the mask fixed.
 from __future__ import annotations
 
 import argparse
-import math
+import sys
 import time
 from dataclasses import asdict, dataclass
 
@@ -30,7 +30,7 @@ from mixbin.common import (
 from mixbin.finetune import cosine, make_optimizer
 from mixbin.gates import GateSet, anneal, budget_matched_init
 from mixbin.provenance import command_line, seed_everything
-from mixbin.select import select_fp
+from mixbin.select import fits, select_fp, states_for, unused_budget
 from mixbin.task import Task, epochs_to_iterations
 
 PROG = "python -m mixbin.search"
@@ -39,12 +39,15 @@ DEFAULT_SEARCH_EPOCHS = 5.0
 
 @dataclass
 class SearchSettings:
-    """Search hyper-parameters: beta annealed geometrically, lambda_c linearly, lambda_b constant."""
+    """Search hyper-parameters: beta annealed geometrically, lambda_c linearly, the budget's Lagrange
+    multiplier raised by dual ascent (``dual_lr``) while the soft budget is over the target."""
 
     iterations: int
     lr: float = 1e-3
     gate_lr: float = 0.05
-    lambda_budget: float = 20.0
+    lambda_budget: float = 1.0  # the multiplier's starting value
+    dual_lr: float = 20.0
+    budget_penalty: float = 40.0  # rho of the augmented term rho/2 (soft - target)^2, which also fills
     lambda_crisp_start: float = 0.0
     lambda_crisp_end: float = 1.0
     beta_start: float = 1.0
@@ -54,7 +57,7 @@ class SearchSettings:
 
 @dataclass
 class SearchResult:
-    """The exact hard selection and the gates it came from (at the final beta)."""
+    """The hard mask, the gates it came from (at the final beta) and whether the gates chose it."""
 
     states: dict[str, str]
     gates: dict[str, float]
@@ -62,18 +65,42 @@ class SearchResult:
     soft_budget: float
     undecided: int
     task_loss: float
+    gate_agreement: bool
+    multiplier: float
 
 
-def selection_tiebreak(psi: dict[str, float]) -> dict[str, float]:
-    """sigmoid(psi): breaks ties between equal gate sums (gates crisp at 0 or 1) in favour of larger psi,
-    and, being positive, fills budget the crisp gates left unused."""
-    return {n: 1.0 / (1.0 + math.exp(-min(max(p, -700.0), 700.0))) for n, p in psi.items()}
+def gate_choice(gates: dict[str, float], psi: dict[str, float], costs: UnitCosts,
+                target: float) -> tuple[dict[str, str], bool]:
+    """The hard mask the gates chose (FP exactly where z > 0.5) and True when that set fits the target;
+    otherwise the exact knapsack on the gate values (exact ties broken by psi, which counts no units:
+    a unit with psi < 0 lowers the sum) and False, said on stderr."""
+    names = list(costs.unit_macs)
+    chosen = {n for n in names if gates[n] > 0.5}
+    if fits(chosen, costs, target):
+        return states_for(chosen, names), True
+    print(f"mixbin.search: the units with gates > 0.5 ({', '.join(sorted(chosen))}) cost "
+          f"{costs.budget(states_for(chosen, names)):.4f}, over the target {target:g}; "
+          "falling back to the knapsack on the gate values", file=sys.stderr)
+    clipped = {n: min(max(p, -1000.0), 1000.0) for n, p in psi.items()}
+    return select_fp(gates, costs, target, tiebreak=clipped), False
+
+
+def _search_step(step: int, n: int, settings: SearchSettings, gates: GateSet, lam: float, costs: UnitCosts,
+                 target: float) -> tuple[torch.Tensor, float]:
+    """Set beta for this step and return the budget + crispness terms of the loss and the crisp weight."""
+    progress = step / max(n - 1, 1)
+    gates.beta = anneal(settings.beta_start, settings.beta_end, progress)
+    lambda_c = anneal(settings.lambda_crisp_start, settings.lambda_crisp_end, progress, "linear")
+    excess = gates.budget_excess(costs, target)
+    penalty = lam * excess + settings.budget_penalty / 2 * excess ** 2
+    return penalty + lambda_c * gates.crispness_loss(), float(excess.detach())
 
 
 def mixbin_search(task: Task, model: nn.Module, costs: UnitCosts, target: float, settings: SearchSettings,
                   seed: int = 0) -> SearchResult:
-    """Train weights and gates jointly on task loss + lambda_b budget loss + lambda_c crispness loss, then
-    pick the FP set exactly (max sum of gates, ties by psi, budget never exceeded)."""
+    """Train weights and gates jointly on task loss + lambda (soft budget - target) (+ an augmented
+    penalty on the excess) + lambda_c crispness, lambda raised by dual ascent while over the target and
+    lowered (not below 0) while under; the hard mask is the gates' choice (``gate_choice``)."""
     seed_everything(seed)
     backbone = model.backbone
     init = settings.gate_init if settings.gate_init is not None else budget_matched_init(costs, target)
@@ -82,27 +109,25 @@ def mixbin_search(task: Task, model: nn.Module, costs: UnitCosts, target: float,
     gates_opt = torch.optim.Adam(gates.parameters(), lr=settings.gate_lr)
     batches = task.train_batches()
     n = settings.iterations
+    lam = settings.lambda_budget
     model.train()
     task_loss = float("nan")
     bar = tqdm(range(n), desc="mixbin search", dynamic_ncols=True, leave=False, disable=None)  # terminal only
     try:
         for step in bar:
-            progress = step / max(n - 1, 1)
-            gates.beta = anneal(settings.beta_start, settings.beta_end, progress)
-            lambda_c = anneal(settings.lambda_crisp_start, settings.lambda_crisp_end, progress, "linear")
             for group in weights_opt.param_groups:
                 group["lr"] = cosine(settings.lr, step / max(n, 1))
             gates.apply(backbone)
             loss_task = task.loss(model, next(batches))
-            loss = (loss_task + settings.lambda_budget * gates.budget_loss(costs, target)
-                    + lambda_c * gates.crispness_loss())
+            regulariser, excess = _search_step(step, n, settings, gates, lam, costs, target)
             weights_opt.zero_grad(set_to_none=True)
             gates_opt.zero_grad(set_to_none=True)
-            loss.backward()
+            (loss_task + regulariser).backward()
             weights_opt.step()
             gates_opt.step()
+            lam = max(0.0, lam + settings.dual_lr * excess)  # dual ascent on soft budget <= target
             task_loss = float(loss_task.detach())
-            bar.set_postfix(loss=f"{task_loss:.3f}", budget=f"{float(gates.soft_budget(costs).detach()):.3f}",
+            bar.set_postfix(loss=f"{task_loss:.3f}", budget=f"{excess + target:.3f}", lam=f"{lam:.2f}",
                             undecided=gates.undecided())
     finally:
         bar.close()
@@ -110,9 +135,9 @@ def mixbin_search(task: Task, model: nn.Module, costs: UnitCosts, target: float,
     gates.beta = settings.beta_end
     z = gates.as_dict()
     psi = dict(zip(gates.names, gates.psi.detach().cpu().tolist(), strict=True))
-    states = select_fp(z, costs, target, tiebreak=selection_tiebreak(psi))
+    states, agreement = gate_choice(z, psi, costs, target)
     return SearchResult(states, z, psi, float(gates.soft_budget(costs).detach()), gates.undecided(),
-                        task_loss)
+                        task_loss, agreement, lam)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -128,7 +153,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--gate-lr", type=positive_float, default=defaults.gate_lr,
                         help=f"Adam learning rate of the gate parameters psi (default {defaults.gate_lr:g})")
     parser.add_argument("--lambda-budget", type=nonnegative_float, default=defaults.lambda_budget,
-                        help=f"weight of the budget loss (default {defaults.lambda_budget:g})")
+                        help="starting value of the budget's Lagrange multiplier "
+                             f"(default {defaults.lambda_budget:g})")
+    parser.add_argument("--dual-lr", type=nonnegative_float, default=defaults.dual_lr,
+                        help="dual-ascent step of the multiplier per unit of soft-budget excess "
+                             f"(default {defaults.dual_lr:g})")
+    parser.add_argument("--budget-penalty", type=nonnegative_float, default=defaults.budget_penalty,
+                        help="weight rho of the augmented term rho/2 (soft budget - target)^2 "
+                             f"(default {defaults.budget_penalty:g})")
     parser.add_argument("--lambda-crisp", type=nonnegative_float, default=defaults.lambda_crisp_end,
                         help="final weight of the crispness loss, annealed linearly from 0 "
                              f"(default {defaults.lambda_crisp_end:g})")
@@ -157,7 +189,9 @@ def main(argv: list[str] | None = None) -> int:
     task = build_task(args)
     iterations = epochs_to_iterations(task, args.epochs, args.iterations, DEFAULT_SEARCH_EPOCHS)
     settings = SearchSettings(iterations=iterations, lr=args.lr, gate_lr=args.gate_lr,
-                              lambda_budget=args.lambda_budget, lambda_crisp_end=args.lambda_crisp,
+                              lambda_budget=args.lambda_budget, dual_lr=args.dual_lr,
+                              budget_penalty=args.budget_penalty,
+                              lambda_crisp_end=args.lambda_crisp,
                               beta_start=args.beta_start, beta_end=args.beta_end, gate_init=args.gate_init)
     start = Mask(args.backbone, args.width, {n: "fp" for n in costs.unit_macs})
     seed_everything(args.seed)  # the same starting weights as every baseline with this seed
@@ -173,7 +207,11 @@ def main(argv: list[str] | None = None) -> int:
                   "search": asdict(settings), "search_time_s": round(search_time, 2),
                   "search_s_per_iteration": round(search_time / max(iterations, 1), 3),
                   "gates": result.gates, "psi": result.psi, "soft_budget": result.soft_budget,
-                  "undecided": result.undecided,
+                  "undecided": result.undecided, "gate_agreement": result.gate_agreement,
+                  "selection": "gates > 0.5" if result.gate_agreement
+                  else "gates > 0.5 over the target: knapsack on the gate values",
+                  "final_multiplier": round(result.multiplier, 4),
+                  "budget_unused": unused_budget(result.states, costs, args.budget),
                   "finetune_from": "search weights" if args.keep_search_weights else "start weights"}
     saved = finish(task, model, mask, args, provenance, started)
     fp = [n for n, s in saved.units.items() if s == "fp"]

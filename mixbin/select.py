@@ -3,8 +3,8 @@ the greedy fills of the baselines. Budgets are checked in exact integer arithmet
 exceeds the target.
 
 Exact selection maximises, lexicographically, (1) the sum of the units' scores (gate values z for MixBin),
-(2) the sum of their tie-breakers (MixBin: sigmoid(psi), positive and increasing in psi, so that budget
-left over by crisp gates goes to the units the search ranked highest), both quantized to 1e-12,
+(2) the sum of their tie-breakers (MixBin: psi itself, which counts no units: a unit with psi < 0 lowers
+the sum, so only exact ties of the gate sums are broken by it), both quantized to 1e-12,
 (3) the OPs used, (4) earlier units in forward order, over every FP set S with budget(S) <= target. The
 last key makes the optimum unique.
 """
@@ -45,6 +45,11 @@ def states_for(fp_units: set[str] | list[str], names: list[str]) -> dict[str, st
     """{unit: 'fp' | 'binary'} for every name, FP exactly for ``fp_units``."""
     chosen = set(fp_units)
     return {n: "fp" if n in chosen else "binary" for n in names}
+
+
+def unused_budget(states: dict[str, str], costs: UnitCosts, target: float) -> float:
+    """How much of the target (as a fraction of the FP OPs) the mask with ``states`` leaves unused."""
+    return round(target - costs.budget(states), 6)
 
 
 def check_reachable(costs: UnitCosts, target: float) -> None:

@@ -1,9 +1,11 @@
 """MixBin's tracking task: SiamFC pairs and loss, so masks can be searched on tracking data directly.
 
 Implements ``mixbin.task.Task`` (``mixbin.search --task tracking --data ROOT``) on top of ``tracker``;
-``mixbin.finetune`` trains it through the loop ``tracker.train`` uses. Training pairs come from
-``ROOT/splits/train.txt`` and every held-out pair (probes of iterative / sensitivity, evaluation) from
-``ROOT/splits/val.txt``, so nothing scored is ever trained on.
+``mixbin.finetune`` trains it through the loop ``tracker.train`` uses. The sequences of
+``ROOT/splits/train.txt`` are split, by sequence, into probe sequences (every ``PROBE_EVERY``-th by name,
+at least one: the held-out batch of the iterative / sensitivity probes) and the rest (training pairs);
+``ROOT/splits/val.txt`` is for scoring only (``evaluate``). So selection never sees the evaluation data,
+and nothing probed or scored is trained on.
 """
 from __future__ import annotations
 
@@ -21,11 +23,23 @@ from mixbin.task import evaluating
 from tracker.loss import POSITIVE_RADIUS, balanced_logistic_loss
 from tracker.model import build_siamfc
 from tracker.pairs import OffsetSampler, PairDataset
-from tracker.sequences import load_sequences
+from tracker.sequences import Sequence, load_sequences
 from tracker.train import normalize
 
 HELDOUT_SEED = 12345  # the held-out pairs are the same whatever a run's --seed
 EVAL_PAIRS = 256
+PROBE_EVERY = 8  # one train sequence in 8 (by name) is held out for the selection probes
+
+
+def split_probe_sequences(sequences: list[Sequence]) -> tuple[list[Sequence], list[Sequence]]:
+    """(probe, fit): every PROBE_EVERY-th sequence by name (at least one) and the others; sequence-disjoint."""
+    if len(sequences) < 2:
+        raise UsageError(f"the tracking task needs at least 2 train sequences (one held out for the "
+                         f"selection probes), got {len(sequences)}")
+    ordered = sorted(sequences, key=lambda seq: seq.name)
+    probe = ordered[PROBE_EVERY // 2::PROBE_EVERY] or ordered[:1]
+    chosen = {id(seq) for seq in probe}
+    return probe, [seq for seq in ordered if id(seq) not in chosen]
 
 
 class TrackingTask:
@@ -43,7 +57,9 @@ class TrackingTask:
             raise UsageError(f"the tracking task needs {', '.join(missing)} (sequence folders, one per line)")
         self.backbone, self.width, self.batch_size = backbone, float(width), batch_size
         self.device, self.seed, self.workers = torch.device(device), seed, workers
-        self.train_pairs = PairDataset(load_sequences(self.data_root, splits["train"]), seed=seed)
+        probe, fit = split_probe_sequences(load_sequences(self.data_root, splits["train"]))
+        self.train_pairs = PairDataset(fit, seed=seed)
+        self.probe_pairs = PairDataset(probe, seed=HELDOUT_SEED)
         self.val_pairs = PairDataset(load_sequences(self.data_root, splits["val"]), seed=HELDOUT_SEED)
         self.eval_pairs = min(EVAL_PAIRS, limit) if limit else EVAL_PAIRS
         self._heldout: tuple[torch.Tensor, torch.Tensor] | None = None
@@ -73,9 +89,9 @@ class TrackingTask:
         return balanced_logistic_loss(logits, model.backbone.total_stride)
 
     def heldout_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """A fixed batch of val-split pairs (32 at most)."""
+        """A fixed batch of pairs (32 at most) from the probe sequences: held out of training, not val."""
         if self._heldout is None:
-            pairs = [self.val_pairs[i] for i in range(min(32, self.eval_pairs))]
+            pairs = [self.probe_pairs[i] for i in range(min(32, self.eval_pairs))]
             self._heldout = tuple(torch.stack(t) for t in zip(*pairs, strict=True))  # type: ignore[assignment]
         return self._heldout
 
@@ -98,5 +114,7 @@ class TrackingTask:
 
     def describe(self) -> dict[str, Any]:
         return {"task": self.name, "data": self.data_root.name, "data_root": str(self.data_root),
-                "sequences": {"train": len(self.train_pairs.sequences), "val": len(self.val_pairs.sequences)},
+                "sequences": {"train": len(self.train_pairs.sequences), "probe": len(self.probe_pairs.sequences),
+                              "val": len(self.val_pairs.sequences)},
+                "probe_sequences": [seq.name for seq in self.probe_pairs.sequences],
                 "batch_size": self.batch_size, "eval_pairs": self.eval_pairs}

@@ -137,6 +137,29 @@ def test_selection_on_the_real_resnet_costs(resnet_costs):
         assert resnet_costs.budget(exact) <= target
 
 
+def test_the_hard_mask_is_the_gates_choice_when_it_fits(resnet_costs, capsys):
+    names = list(resnet_costs.unit_macs)
+    gates = {n: 1.0 if n in ("layer1.0.conv", "layer2.0.conv") else 1e-30 for n in names}
+    psi = {n: 1.0 if gates[n] > 0.5 else -1.0 for n in names}
+    states, agreement = search.gate_choice(gates, psi, resnet_costs, 0.4)
+    assert agreement and states == states_for({"layer1.0.conv", "layer2.0.conv"}, names)
+    assert capsys.readouterr().err == ""
+
+
+def test_a_gate_set_over_the_target_is_reported_and_falls_back_without_counting_units(capsys):
+    costs = _costs(64, [64, 64, 64, 640, 10])  # FP OPs 906, all-binary 78 (integer-exact in 1/64 MACs)
+    names = list(costs.unit_macs)
+    target = (64 + 842 / 64 + 2 * 63 + 10 * 63 / 64) / 906 + 1e-9 # room for two of u0-u2 and u4, not for all three
+    gates = {"u0": 1.0, "u1": 1.0, "u2": 1.0, "u3": 1e-30, "u4": 1e-30}
+    psi = {"u0": 0.2, "u1": 0.1, "u2": 0.3, "u3": -2.0, "u4": -1.0}
+    states, agreement = search.gate_choice(gates, psi, costs, target)
+    err = capsys.readouterr().err.strip()
+    assert not agreement and len(err.splitlines()) == 1 and "over the target" in err and "u0, u1, u2" in err
+    # knapsack on the gates; the tie between the pairs of u0-u2 goes to the larger psi; u4 (gate ~0, psi < 0)
+    # stays binary although it fits: no rule that counts units adds it
+    assert states == states_for({"u0", "u2"}, names) and fits({"u0", "u2", "u4"}, costs, target)
+
+
 def test_greedy_fill_skips_units_that_do_not_fit_and_goes_on():
     costs = _costs(64, [64, 640, 128])  # FP OPs 896, all-binary 77
     target = (77 + 63 + 126) / 896  # room for u0 and u2 but not u1 (630)
@@ -168,6 +191,17 @@ class _RandomTask:
     def heldout_batch(self):
         generator = torch.Generator().manual_seed(1)
         return torch.randn(6, 3, 96, 96, generator=generator), torch.tensor([0, 1, 2, 0, 1, 2])
+
+
+def test_sensitivity_values_are_raw_loss_increases_not_a_ratio(monkeypatch):
+    costs = _costs(64, [64, 640, 64])  # room for u1 alone or for u0 + u2
+    target = (64 + 768 / 64 + 630) / 832 + 1e-9
+    increases = {"u0": 0.3, "u1": 1.0, "u2": 0.3}  # per OPs, u0 and u2 would win; by raw value u1 does
+    names = list(costs.unit_macs)
+    monkeypatch.setattr(baseline, "heldout_loss",
+                        lambda task, model, states: sum(increases[n] for n in names if states[n] == "binary"))
+    states, delta = baseline.sensitivity_mask(None, None, costs, target)
+    assert states == states_for({"u1"}, names) and delta == pytest.approx(increases)
 
 
 def test_iterative_and_sensitivity_meet_the_budget():
@@ -288,6 +322,9 @@ def test_tiny_search_on_cifar_writes_a_mask_the_tracker_loads(tmp_path, capsys):
     assert mask.budget["achieved"] <= mask.budget["target"] == 0.3
     assert mask.search["method"] == "mixbin" and mask.search["seed"] == 3 and mask.search["task"] == "classification"
     assert set(mask.search["gates"]) == set(mask.units) and "code_version" in mask.search
+    assert isinstance(mask.search["gate_agreement"], bool) and "soft_budget" in mask.search
+    if mask.search["gate_agreement"]:
+        assert {n for n, z in mask.search["gates"].items() if z > 0.5} == {n for n, s in mask.units.items() if s == "fp"}
     tracker = build_siamfc(str(out))  # the classification mask loads into the tracker unchanged
     assert tracker.backbone.mask_states() == mask.units
     load_weights(tracker, tmp_path / "masks" / "r.weights.safetensors")
@@ -295,7 +332,10 @@ def test_tiny_search_on_cifar_writes_a_mask_the_tracker_loads(tmp_path, capsys):
                                  "--budget", "0.3", "--finetune-iterations", "0", "--init-from", str(checkpoint),
                                  "--out", str(tmp_path / "first.json"), *TINY])
     assert rc == 0
-    assert load_mask(tmp_path / "first.json").budget["achieved"] <= 0.3
+    first = load_mask(tmp_path / "first.json")
+    assert first.budget["achieved"] <= 0.3
+    assert first.search["budget_unused"] == pytest.approx(0.3 - first.budget["achieved"], abs=1e-5)
+    assert mask.search["budget_unused"] == pytest.approx(0.3 - mask.budget["achieved"], abs=1e-5)
 
 
 @needs_cifar
@@ -407,3 +447,19 @@ def test_out_under_a_file_is_refused_before_work(tmp_path, capsys):
                                "--out", str(tmp_path / "file" / "m.json")])
     assert rc == 2 and "is a file, not a folder" in _one_line_error(capsys)
     assert (tmp_path / "file").read_text() == "mine"
+
+
+@needs_tracking
+def test_tracking_probes_train_and_val_are_sequence_disjoint():
+    from mixbin.tracking import TrackingTask
+
+    task = TrackingTask(TRACKING, "resnet", 0.25, batch_size=2, limit=4)
+    train, probe, val = ({s.name for s in d.sequences} for d in (task.train_pairs, task.probe_pairs, task.val_pairs))
+    assert probe and train and val and not (train & probe) and not (train & val) and not (probe & val)
+    from tracker.sequences import load_sequences
+
+    listed = {s.name for s in load_sequences(TRACKING, TRACKING / "splits" / "train.txt")}
+    assert train | probe == listed  # both come from the train split; val only scores
+    z, x = task.heldout_batch()
+    first = task.probe_pairs[0]
+    assert torch.equal(z[0], first[0]) and torch.equal(x[0], first[1])  # the probes are probe-sequence pairs
