@@ -27,6 +27,7 @@ import numpy as np
 from PIL import Image
 
 from backbones.cli import UsageError
+from tracker.boxes import check_init_box
 
 IMAGE_EXTS = frozenset({".jpg", ".jpeg", ".png", ".bmp"})
 SUPPORTED = ("OTB/DTB70 <seq>/img/ + groundtruth_rect[.N].txt; VOT <seq>/[color/] + groundtruth.txt; "
@@ -240,10 +241,12 @@ def _checked(seq: Sequence, lines: list[int]) -> Sequence:
     k = int(valid[0])
     x, y, w, h = seq.boxes[k]
     width, height = _frame_size(seq.frames[k])
-    if not (x < width and y < height and x + w > 0 and y + h > 0):
+    try:
+        check_init_box(seq.boxes[k], width, height)
+    except ValueError:
         raise SequenceError(f"{_where(seq.annotation, lines[k])}: the first valid box of {seq.name} "
                             f"(0-based x,y,w,h {x:g},{y:g},{w:g},{h:g}) lies outside its {width}x{height} "
-                            f"frame {seq.frames[k]}")
+                            f"frame {seq.frames[k]}") from None
     return seq
 
 
