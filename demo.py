@@ -145,10 +145,10 @@ def check_outputs(args: argparse.Namespace, inputs: list[Path]) -> None:
 
 def run_inputs(args: argparse.Namespace, checkpoint: Path) -> list[Path]:
     """Every file this run reads: the video or the frames, the checkpoint and its sidecar."""
-    from backbones.checkpoint import sidecar_path
+    from backbones.checkpoint import checkpoint_files
 
     found = [Path(args.video)] if args.video else list_images(args.images) if args.images else []
-    return [*found, checkpoint, sidecar_path(checkpoint)]
+    return [*found, *checkpoint_files(checkpoint)]
 
 
 def resolve_checkpoint(args: argparse.Namespace) -> Path:

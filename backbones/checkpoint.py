@@ -67,6 +67,12 @@ def sidecar_path(path: str | Path) -> Path:
     return Path(path).with_suffix(".json")
 
 
+def checkpoint_files(path: str | Path | None) -> list[Path]:
+    """A checkpoint's two files (``NAME.safetensors`` and its ``NAME.json`` sidecar), or [] for None: what a
+    run that reads it must never write over."""
+    return [] if path is None else [Path(path), sidecar_path(path)]
+
+
 def fault_point(step: str) -> None:
     """Test hook: ``B2TRACK_FAULT=after:STEP[#N][=SIGNAL]`` sends this process SIGNAL (default SIGKILL) right
     after the N-th (default first) time it passes ``STEP``; unset, it does nothing."""

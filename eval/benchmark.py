@@ -322,11 +322,12 @@ def main(argv: list[str] | None = None) -> int:
     if duplicate:
         raise UsageError(f"tracker name {duplicate!r} given twice: name them with NAME=PATH")
     checkpoints = [path for _, path in specs if path]
+    inputs = []
     if checkpoints:
-        from backbones.checkpoint import sidecar_path  # torch: only when there is a model to run
+        from backbones.checkpoint import checkpoint_files  # torch: only when there is a model to run
 
-        checkpoints += [sidecar_path(path) for path in checkpoints]
-    check_out_dir(Path(args.out), inputs=[args.data, args.split, *checkpoints])
+        inputs = [file for path in checkpoints for file in checkpoint_files(path)]
+    check_out_dir(Path(args.out), inputs=[args.data, args.split, *inputs])
     sequences = benchmark_sequences(args)
     check_sequences(sequences)
     apply_threads(args.threads)

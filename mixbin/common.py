@@ -11,7 +11,7 @@ from typing import Any
 
 from torch import nn
 
-from backbones.checkpoint import load_weights, read_checkpoint, save_checkpoint, sidecar_path
+from backbones.checkpoint import checkpoint_files, load_weights, read_checkpoint, save_checkpoint
 from backbones.cli import (
     UsageError,
     add_device_arg,
@@ -100,11 +100,6 @@ def add_lr_arg(parser: argparse.ArgumentParser) -> None:
     """--lr: the Adam learning rate of training and fine-tuning."""
     parser.add_argument("--lr", type=positive_float, default=DEFAULT_LR, metavar="LR",
                         help=f"Adam learning rate (default {DEFAULT_LR:g})")
-
-
-def checkpoint_files(path: str | Path | None) -> list[Path]:
-    """A checkpoint's two files (``NAME.safetensors`` and its ``NAME.json`` sidecar), or [] for None."""
-    return [] if path is None else [Path(path), sidecar_path(path)]
 
 
 def check_init_from(path: str | None, backbone: str, width: float, same_width: bool = True) -> None:

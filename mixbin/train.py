@@ -11,7 +11,7 @@ import argparse
 import time
 from pathlib import Path
 
-from backbones.checkpoint import save_checkpoint
+from backbones.checkpoint import checkpoint_files, save_checkpoint
 from backbones.cli import ArgumentParser, UsageError, check_output_dir, code_version, run_cli
 from backbones.mask import resolve_mask
 from mixbin.common import (
@@ -20,7 +20,6 @@ from mixbin.common import (
     add_task_args,
     build_task,
     check_init_from,
-    checkpoint_files,
     initial_model,
 )
 from mixbin.finetune import finetune

@@ -17,7 +17,13 @@ from typing import Any
 import numpy as np
 import torch
 
-from backbones.checkpoint import CheckpointError, read_checkpoint, sidecar_path, write_checkpoint
+from backbones.checkpoint import (
+    CheckpointError,
+    checkpoint_files,
+    read_checkpoint,
+    sidecar_path,
+    write_checkpoint,
+)
 from backbones.cli import ArgumentParser, check_output_file, code_version, run_cli
 from backbones.mask import parse_mask
 from backbones.quantizers import weight_scale
@@ -168,7 +174,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if not str(args.out).endswith(".safetensors"):
         raise CheckpointError(f"--out must end in .safetensors: {args.out}")
-    check_output_file(args.out, "--out", inputs=[args.checkpoint, sidecar_path(args.checkpoint)])
+    check_output_file(args.out, "--out", inputs=checkpoint_files(args.checkpoint))
     side = export_deploy(args.checkpoint, args.out)
     src, dst = Path(args.checkpoint).stat().st_size, Path(args.out).stat().st_size
     print(f"wrote {args.out}: {dst:,} bytes ({dst / src:.3f} of {src:,}), {side['binary_weights']:,} binary "
