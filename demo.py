@@ -40,6 +40,7 @@ from backbones.cli import (
     resolve_device,
     run_cli,
 )
+from eval.draw import draw_box
 
 if TYPE_CHECKING:  # torch loads inside main(), where Ctrl-C during start-up is one line
     from tracker.siamfc import SiamFCTracker
@@ -315,13 +316,9 @@ def draw_overlay(frame: np.ndarray, box, info: Overlay) -> np.ndarray:
     scale = max(0.7, min(1.5, out.shape[1] / 640))
     thick = max(1, round(2 * scale))
     colour = RED if info.lost else GREEN
-    h, w = out.shape[:2]
-    x0, y0, bw, bh = (float(v) for v in box)
-    # a box far outside the frame is drawn clipped (OpenCV takes 32-bit coordinates)
-    x, y, x1, y1 = (round(min(max(v, -limit), 2 * limit)) for v, limit in
-                    ((x0, w), (y0, h), (x0 + bw, w), (y0 + bh, h)))
-    cv2.rectangle(out, (x, y), (x1, y1), colour, thick)
-    if info.lost:
+    corner = draw_box(out, box, colour, thick, antialiased=False)
+    if info.lost and corner is not None:
+        x, y = corner
         cv2.putText(out, "LOST?", (max(0, x), max(int(20 * scale), y - 6)), cv2.FONT_HERSHEY_SIMPLEX,
                     0.8 * scale, RED, thick, cv2.LINE_AA)
     fps = "--" if math.isnan(info.fps) else f"{info.fps:.1f}"

@@ -22,14 +22,23 @@ def hex_color(bgr: Sequence[int]) -> str:
     return f"#{bgr[2]:02x}{bgr[1]:02x}{bgr[0]:02x}"
 
 
-def draw_box(image: np.ndarray, box: np.ndarray, bgr: Sequence[int], thickness: int = 2) -> None:
-    """Draw a 0-based ``[x, y, w, h]`` box in place; a non-finite box is skipped."""
+def draw_box(image: np.ndarray, box: np.ndarray, bgr: Sequence[int], thickness: int = 2,
+             antialiased: bool = True) -> tuple[int, int] | None:
+    """Draw a 0-based ``[x, y, w, h]`` box in place; returns its drawn top-left corner.
+
+    A non-finite box is skipped (None); a box far outside the image is drawn clipped, since OpenCV takes
+    32-bit coordinates.
+    """
     box = np.asarray(box, dtype=float)
     if not np.isfinite(box).all():
-        return
-    x, y, w, h = box
-    cv2.rectangle(image, (round(x), round(y)), (round(x + w), round(y + h)), tuple(int(c) for c in bgr),
-                  thickness, cv2.LINE_AA)
+        return None
+    h, w = image.shape[:2]
+    x0, y0, bw, bh = box
+    x, y, x1, y1 = (round(min(max(v, -limit), 2 * limit)) for v, limit in
+                    ((x0, w), (y0, h), (x0 + bw, w), (y0 + bh, h)))
+    cv2.rectangle(image, (x, y), (x1, y1), tuple(int(c) for c in bgr), thickness,
+                  cv2.LINE_AA if antialiased else cv2.LINE_8)
+    return x, y
 
 
 def draw_legend(image: np.ndarray, labels: Sequence[tuple[str, Sequence[int]]], scale: float = 0.5) -> None:
