@@ -2,7 +2,7 @@
 
 Implements ``mixbin.task.Task`` (``mixbin.search --task tracking --data ROOT``) on top of ``tracker``;
 ``mixbin.finetune`` trains it through the loop ``tracker.train`` uses. The sequences of
-``ROOT/splits/train.txt`` are split, by sequence, into probe sequences (every ``PROBE_EVERY``-th by name,
+``ROOT/splits/train.txt`` are split, by sequence, into probe sequences (``tracker.sequences.split_held_out``: every 8th by name,
 at least one: the held-out batch of the iterative / sensitivity probes) and the rest (training pairs);
 ``ROOT/splits/val.txt`` is for scoring only (``evaluate``). So selection never sees the evaluation data,
 and nothing probed or scored is trained on.
@@ -23,23 +23,11 @@ from mixbin.task import evaluating
 from tracker.loss import POSITIVE_RADIUS, balanced_logistic_loss
 from tracker.model import build_siamfc
 from tracker.pairs import OffsetSampler, PairDataset
-from tracker.sequences import Sequence, load_sequences
+from tracker.sequences import load_sequences, split_held_out
 from tracker.train import normalize
 
 HELDOUT_SEED = 12345  # the held-out pairs are the same whatever a run's --seed
 EVAL_PAIRS = 256
-PROBE_EVERY = 8  # one train sequence in 8 (by name) is held out for the selection probes
-
-
-def split_probe_sequences(sequences: list[Sequence]) -> tuple[list[Sequence], list[Sequence]]:
-    """(probe, fit): every PROBE_EVERY-th sequence by name (at least one) and the others; sequence-disjoint."""
-    if len(sequences) < 2:
-        raise UsageError(f"the tracking task needs at least 2 train sequences (one held out for the "
-                         f"selection probes), got {len(sequences)}")
-    ordered = sorted(sequences, key=lambda seq: seq.name)
-    probe = ordered[PROBE_EVERY // 2::PROBE_EVERY] or ordered[:1]
-    chosen = {id(seq) for seq in probe}
-    return probe, [seq for seq in ordered if id(seq) not in chosen]
 
 
 class TrackingTask:
@@ -59,7 +47,7 @@ class TrackingTask:
             raise UsageError(f"the tracking task needs {', '.join(missing)} (sequence folders, one per line)")
         self.backbone, self.width, self.batch_size = backbone, float(width), batch_size
         self.device, self.seed, self.workers = torch.device(device), seed, workers
-        probe, fit = split_probe_sequences(load_sequences(self.data_root, splits["train"]))
+        probe, fit = split_held_out(load_sequences(self.data_root, splits["train"]))
         self.train_pairs = PairDataset(fit, seed=seed)
         self.probe_pairs = PairDataset(probe, seed=HELDOUT_SEED)
         self._val_split, self._val_pairs, self._own_split = splits["val"], None, split is not None
