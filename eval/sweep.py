@@ -35,6 +35,7 @@ from backbones.cli import (
     atomic_write_text,
     check_output_dir,
     code_version,
+    float_range,
     int_range,
     positive_int,
     resolve_device,
@@ -386,7 +387,8 @@ def write_outputs(report: Path, rows: list[dict[str, Any]], ledger: dict[str, An
 def add_plan_args(parser: argparse.ArgumentParser) -> None:
     """Options every experiment shares (eval.sweep, eval.transfer)."""
     parser.add_argument("--backbone", default="resnet", help="backbone (default resnet; must be --from's)")
-    parser.add_argument("--width", type=float, default=None, metavar="W", help="width (default --from's)")
+    parser.add_argument("--width", type=float_range(0, 4, low_open=True), default=None, metavar="W",
+                        help="width (default --from's)")
     parser.add_argument("--data", required=True, metavar="ROOT", help="tracking data root")
     parser.add_argument("--from", dest="from_ckpt", required=True, metavar="FP_CKPT",
                         help="the FP tracker every tracker is fine-tuned from (and distilled from)")

@@ -36,6 +36,7 @@ from backbones.cli import (
     atomic_write_text,
     check_output_dir,
     code_version,
+    float_range,
     int_range,
     positive_int,
     resolve_device,
@@ -177,14 +178,14 @@ def default_split(data: str) -> str | None:
 
 
 def check_probe_split(settings: MakeSettings, found: int) -> None:
-    """Sources that probe the tracking data hold out whole train sequences: at least 2 are needed."""
-    from mixbin.tracking import PROBE_EVERY
+    """Whole train sequences are held out (the tracking mask sources' probes, never fine-tuned on):
+    at least 2 are needed."""
+    from tracker.sequences import HELD_OUT_EVERY
 
     if found < 2:
         where = f"--split {settings.split}" if settings.split else f"--data {settings.data}"
-        raise UsageError(f"{where}: {found} sequence(s); --mask-source {settings.mask_source} needs at "
-                         f"least 2 train sequences (one in {PROBE_EVERY}, at least one, is held out as the "
-                         "probe set)")
+        raise UsageError(f"{where}: {found} sequence(s); mixbin.make needs at least 2 train sequences "
+                         f"(one in {HELD_OUT_EVERY}, at least one, is held out as the probe set)")
 
 
 def target_of(settings: MakeSettings, costs: UnitCosts) -> float:
@@ -202,8 +203,7 @@ def check_settings(settings: MakeSettings) -> UnitCosts:
     if not Path(settings.data).is_dir():
         raise UsageError(f"--data {settings.data}: tracking data root not found")
     found = len(load_sequences(settings.data, settings.split))  # checks the split and its sequences
-    if settings.mask_source in PROBED and not uniform_target(settings, costs):
-        check_probe_split(settings, found)
+    check_probe_split(settings, found)
     _check_inputs(settings)
     return costs
 
@@ -445,14 +445,15 @@ def choose_mask(settings: MakeSettings, costs: UnitCosts, argv: list[str] | None
 # ---------------------------------------------------------------- fine-tuning
 
 def finetune_config(settings: MakeSettings):
-    """The zoo's fine-tune recipe as a ``tracker.train`` configuration in RUN/finetune."""
+    """The zoo's fine-tune recipe as a ``tracker.train`` configuration in RUN/finetune; it trains without
+    the held-out sequences (--hold-out), the probes of the tracking mask sources."""
     from tracker.config import TrainConfig
 
     run = Path(settings.out) / FINETUNE_DIR
     resume = bool(complete_versions(run, ())) or (run / CHECKPOINT).exists()
     return TrainConfig(backbone=settings.backbone, data=settings.data, iterations=settings.iterations,
                        out=str(run), width=settings.width, mask=str(Path(settings.out) / MASK_FILE),
-                       split=settings.split, batch_size=settings.batch_size,
+                       split=settings.split, hold_out=True, batch_size=settings.batch_size,
                        init_from=settings.init_from or settings.from_ckpt, teacher=settings.from_ckpt,
                        resume=resume, save_every=max(1, min(100, settings.iterations)),
                        device=settings.device, seed=settings.seed, workers=settings.workers,
@@ -536,7 +537,7 @@ def build_parser() -> argparse.ArgumentParser:
                              "exists, else every sequence); never the val split")
     parser.add_argument("--backbone", default=None, metavar="NAME",
                         help=f"backbone: {', '.join(list_backbones())} (default: --from's, else resnet)")
-    parser.add_argument("--width", type=float, default=None, metavar="W",
+    parser.add_argument("--width", type=float_range(0, 4, low_open=True), default=None, metavar="W",
                         help="width multiplier (default: --from's, else 1.0)")
     parser.add_argument("--iterations", type=positive_int, default=DEFAULT_ITERATIONS, metavar="N",
                         help=f"fine-tuning iterations (default {DEFAULT_ITERATIONS}, the zoo's)")
