@@ -48,6 +48,7 @@ from mixbin.common import check_budget
 from mixbin.make import (
     MASK_SOURCES,
     MakeSettings,
+    check_disjoint,
     check_same_net,
     default_split,
     make,
@@ -261,12 +262,7 @@ def run_cells(cells: list[Cell], plan: Plan, report: Path, ledger: dict[str, Any
 def check_plan_inputs(plan: Plan, report: Path) -> None:
     """--from is a tracker of the backbone and width; val is not trained on; outputs hold no input."""
     check_same_net("--from", plan.from_ckpt, tracker_checkpoint(plan.from_ckpt), plan.backbone, plan.width)
-    val = {s.name for s in load_sequences(plan.data, plan.val_split)}
-    train = {s.name for s in load_sequences(plan.data, plan.split)}
-    both = sorted(val & train)
-    if both:
-        raise UsageError(f"--val-split {plan.val_split} shares sequences with the train split "
-                         f"({', '.join(both[:3])}{' ...' if len(both) > 3 else ''}): val is for scoring only")
+    check_disjoint(plan.data, plan.split, plan.val_split, f"--split {plan.split}")
     check_sequences(load_sequences(plan.data, plan.val_split))
     check_output_dir(report, "--out", inputs=[plan.data, plan.from_ckpt, plan.split, plan.val_split,
                                               plan.cls_data, plan.cls_from])

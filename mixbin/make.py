@@ -188,6 +188,15 @@ def check_probe_split(settings: MakeSettings, found: int) -> None:
                          f"(one in {HELD_OUT_EVERY}, at least one, is held out as the probe set)")
 
 
+def check_disjoint(data: str, train_split: str | None, val_split: str | Path, option: str) -> None:
+    """Training sequences that are also scoring (val) sequences are refused, by sequence name."""
+    val = {s.name for s in load_sequences(data, val_split)}
+    both = sorted(val & {s.name for s in load_sequences(data, train_split)})
+    if both:
+        raise UsageError(f"{option} shares sequences with the val split {val_split} ({', '.join(both[:3])}"
+                         f"{' ...' if len(both) > 3 else ''}): val is for scoring only")
+
+
 def target_of(settings: MakeSettings, costs: UnitCosts) -> float:
     """The numeric budget: 'min' is the all-binary budget of the backbone and width."""
     return costs.min_budget if settings.budget == "min" else float(settings.budget)
@@ -204,6 +213,9 @@ def check_settings(settings: MakeSettings) -> UnitCosts:
         raise UsageError(f"--data {settings.data}: tracking data root not found")
     found = len(load_sequences(settings.data, settings.split))  # checks the split and its sequences
     check_probe_split(settings, found)
+    val = Path(settings.data) / "splits" / "val.txt"
+    if val.is_file():
+        check_disjoint(settings.data, settings.split, val, f"--split {settings.split}")
     _check_inputs(settings)
     return costs
 

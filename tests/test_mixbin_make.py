@@ -121,6 +121,9 @@ def test_bad_input_is_one_line_with_exit_2(tmp_path, fp_tracker, split, capsys):
     one_seq = write_split(tmp_path / "one.txt", TRAIN[:1])
     line = one_line_error(capsys, argv(tmp_path, fp_tracker, one_seq))
     assert "1 sequence(s)" in line and "at least 2" in line
+    with_val = write_split(tmp_path / "with_val.txt", [*TRAIN, "otb/Crossing"])  # Crossing is a val sequence
+    line = one_line_error(capsys, argv(tmp_path, fp_tracker, with_val))
+    assert "shares sequences with the val split" in line and "Crossing" in line
     line = one_line_error(capsys, argv(tmp_path, fp_tracker, split, "--width", "0.5"))
     assert "width 0.25" in line and "width 0.5" in line
     line = one_line_error(capsys, argv(tmp_path, fp_tracker, split, "--backbone", "alexnet"))
