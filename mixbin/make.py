@@ -420,12 +420,12 @@ def select_mask(settings: MakeSettings, costs: UnitCosts, target: float) -> dict
     from mixbin.baseline import first_mask, last_mask, random_mask
 
     source = settings.mask_source
+    if is_mask_file(source):
+        return file_mask(source, settings, costs, target)
     uniform = uniform_target(settings, costs)
     if uniform is not None:
         return {"states": dict(uniform_mask(settings.backbone, settings.width, uniform).units),
                 "method": f"all-{uniform}", "note": f"at this budget every mask source gives all-{uniform}"}
-    if is_mask_file(source):
-        return file_mask(source, settings, costs, target)
     if source == "mixbin-cls":
         return cls_mask(settings, costs, target)
     if source in PROBED:
