@@ -111,7 +111,8 @@ class TrackingTask:
 
     def describe(self) -> dict[str, Any]:
         return {"task": self.name, "data": self.data_root.name, "data_root": str(self.data_root),
-                "sequences": {"train": len(self.train_pairs.sequences), "probe": len(self.probe_pairs.sequences),
+                "sequences": {"train": len(self.train_pairs.sequences),
+                              "probe": len(self.probe_pairs.sequences),
                               "val": None if self._val_pairs is None and self._own_split
                               else len(self.val_pairs.sequences)},
                 "probe_sequences": [seq.name for seq in self.probe_pairs.sequences],

@@ -25,8 +25,9 @@ DEFAULT_MODELS_DIR = shipped_dir("models")  # the repository's models/, or the i
 MODELS_ENV = "B2TRACK_MODELS"
 DEFAULT_BACKBONE = "resnet"
 NAME_PATTERN = re.compile(r"^(?P<backbone>[A-Za-z0-9]+)_b(?P<budget>min|\d+(?:\.\d+)?)$")
-TRAIN_HINT = ("make one with: python -m mixbin.make --budget {budget} --data DATA --out runs/NAME (it chooses "
-              "a mask at that budget and fine-tunes the zoo's FP tracker; see python -m mixbin.make --help), "
+TRAIN_HINT = ("make one with: python -m mixbin.make --budget {budget} --data DATA --out runs/NAME (it "
+              "chooses a mask at that budget and fine-tunes the zoo's FP tracker; see python -m mixbin.make "
+              "--help), "
               "then run it with --checkpoint runs/NAME/checkpoint.safetensors")
 
 
