@@ -37,10 +37,12 @@ class TrackingTask:
 
     def __init__(self, data_root: str | Path, backbone: str, width: float = 1.0, input_size: int = 255,
                  batch_size: int = 8, device: str | torch.device = "cpu", seed: int = 0,
-                 limit: int | None = None, workers: int = 0):
+                 limit: int | None = None, workers: int = 0, split: str | Path | None = None):
         self.data_root = Path(data_root)
         splits = {name: self.data_root / "splits" / f"{name}.txt" for name in ("train", "val")}
         missing = [str(p) for p in splits.values() if not p.is_file()]
+        if split is not None:  # training sequences from another list (load_sequences finds and checks it)
+            splits["train"], missing = split, []  # val (scoring only) is read when first asked for
         if missing:
             raise UsageError(f"the tracking task needs {', '.join(missing)} (sequence folders, one per line)")
         self.backbone, self.width, self.batch_size = backbone, float(width), batch_size
@@ -48,9 +50,16 @@ class TrackingTask:
         probe, fit = split_held_out(load_sequences(self.data_root, splits["train"]))
         self.train_pairs = PairDataset(fit, seed=seed)
         self.probe_pairs = PairDataset(probe, seed=HELDOUT_SEED)
-        self.val_pairs = PairDataset(load_sequences(self.data_root, splits["val"]), seed=HELDOUT_SEED)
+        self._val_split, self._val_pairs, self._own_split = splits["val"], None, split is not None
         self.eval_pairs = min(EVAL_PAIRS, limit) if limit else EVAL_PAIRS
         self._heldout: tuple[torch.Tensor, torch.Tensor] | None = None
+
+    @property
+    def val_pairs(self) -> PairDataset:
+        """Fixed pairs of ROOT/splits/val.txt (scoring only), read on first use."""
+        if self._val_pairs is None:
+            self._val_pairs = PairDataset(load_sequences(self.data_root, self._val_split), seed=HELDOUT_SEED)
+        return self._val_pairs
 
     def make_model(self, mask: Mask) -> nn.Module:
         """SiamFC on the mask's backbone, mask applied, on the task's device."""
@@ -102,7 +111,9 @@ class TrackingTask:
 
     def describe(self) -> dict[str, Any]:
         return {"task": self.name, "data": self.data_root.name, "data_root": str(self.data_root),
-                "sequences": {"train": len(self.train_pairs.sequences), "probe": len(self.probe_pairs.sequences),
-                              "val": len(self.val_pairs.sequences)},
+                "sequences": {"train": len(self.train_pairs.sequences),
+                              "probe": len(self.probe_pairs.sequences),
+                              "val": None if self._val_pairs is None and self._own_split
+                              else len(self.val_pairs.sequences)},
                 "probe_sequences": [seq.name for seq in self.probe_pairs.sequences],
                 "batch_size": self.batch_size, "eval_pairs": self.eval_pairs}
