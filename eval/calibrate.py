@@ -234,6 +234,10 @@ def parse_setting(text: str) -> tuple[str, object]:
     if not sep or key not in fields:
         raise argparse.ArgumentTypeError(f"expected KEY=VALUE, KEY one of {', '.join(fields)}; got {text!r}")
     kind = type(getattr(TrackerConfig(), key))
+    if kind is bool:
+        if value.lower() not in ("true", "false", "1", "0"):
+            raise argparse.ArgumentTypeError(f"{key} takes true or false, got {value!r}")
+        return key, value.lower() in ("true", "1")
     try:
         return key, kind(value)
     except ValueError:

@@ -1,4 +1,4 @@
-"""The tracker's calibrated confidence (PSR), its lost flag, the scale estimate and eval.calibrate's figures."""
+"""The tracker's calibrated confidence (PSR), lost flag and scale estimate; eval.calibrate's figures."""
 from __future__ import annotations
 
 import dataclasses
@@ -54,7 +54,7 @@ def test_parabolic_offset_finds_the_vertex():
 
 def test_scale_bias_correction_cancels_a_measured_bias():
     """A response that prefers a scale 2% smaller than the truth gives no change once that bias is set."""
-    tracker = SiamFCTracker(tiny_model(), TrackerConfig(scale_lr=1.0), kernels="float")
+    tracker = SiamFCTracker(tiny_model(), TrackerConfig(scale_lr=1.0, scale_bias=0.0), kernels="float")
     tracker.scale_factors = tracker.cfg.scale_step ** np.array([-1.0, 0.0, 1.0])
     step = math.log(tracker.cfg.scale_step)
     bias = math.log(0.98)
@@ -69,21 +69,27 @@ def test_scale_bias_correction_cancels_a_measured_bias():
 
 def test_flat_frames_apply_only_the_bias():
     """On a uniform video every scale scores alike: the box changes by exp(-lr * scale_bias) per frame."""
-    cfg = TrackerConfig(scale_lr=0.5, scale_bias=0.01)
+    cfg = TrackerConfig(scale_lr=0.5, scale_bias=0.01, scale_gate=False)
     tracker = SiamFCTracker(tiny_model(), cfg, kernels="float")
     frame = np.full((120, 160, 3), 90, np.uint8)
     tracker.init(frame, [60, 40, 30, 20])
     for _ in range(4):
         box = tracker.update(frame)
     assert box[2] == pytest.approx(30 * math.exp(-4 * 0.5 * 0.01), rel=1e-6)
+    # gated (the default): a change counts as much as the confidence, which is low on a flat map
+    tracker.cfg = dataclasses.replace(cfg, scale_gate=True)
+    tracker.init(frame, [60, 40, 30, 20])
+    box = tracker.update(frame)
+    assert tracker.psr == 0.0 and tracker.lost
+    assert box[2] == pytest.approx(30 * math.exp(-0.5 * 0.01 * tracker.confidence), rel=1e-6)
+    assert abs(box[2] - 30) < 0.1 * abs(30 * math.exp(-0.5 * 0.01) - 30)
 
 
 @pytest.fixture(scope="module")
 def zoo_tracker():
-    try:
-        return load_zoo_tracker("min")
-    except Exception as err:  # the shipped zoo is absent (an install without models/)
-        pytest.skip(f"no shipped zoo model: {err}")
+    if not (Path(__file__).resolve().parents[1] / "models" / "resnet_bmin.safetensors").is_file():
+        pytest.skip("no shipped zoo model models/resnet_bmin.safetensors")
+    return load_zoo_tracker("min")
 
 
 def test_black_and_blank_frames_give_low_confidence_and_lost(zoo_tracker):

@@ -39,7 +39,8 @@ class TrackerConfig:
     """Tracking hyper-parameters; the stride is the backbone's own.
 
     Search, window and ``scale_step`` are siamfc-pytorch's; ``scale_estimate``, ``scale_lr``, ``scale_bias``
-    (ln of the scale the response prefers at the true size), the confidence's ``psr_center`` /
+    (ln of the scale the response prefers at the true size), ``scale_gate`` (each scale change raised to
+    the power ``confidence``), the confidence's ``psr_center`` /
     ``psr_slope`` and ``loss_threshold`` were chosen with ``eval.calibrate`` on held-out train sequences
     (models/README.md). ``scale_penalty`` applies to ``'argmax'`` only.
     """
@@ -49,12 +50,13 @@ class TrackerConfig:
     scale_estimate: str = "parabolic"
     scale_penalty: float = 0.9745
     scale_lr: float = 0.59
-    scale_bias: float = 0.0
+    scale_bias: float = -0.0013
+    scale_gate: bool = True
     window_influence: float = 0.176
     response_up: int = 16
-    psr_center: float = 4.0
-    psr_slope: float = 1.0
-    loss_threshold: float = 0.5
+    psr_center: float = 3.0
+    psr_slope: float = 1.3
+    loss_threshold: float = 0.64
     min_size: float = 2.0
 
     def __post_init__(self) -> None:
@@ -141,6 +143,8 @@ class SiamFCTracker:
         scale_id, scale = pick(peaks)
         self.logits, self.scale_id = logits, scale_id  # the raw responses (scales x 17 x 17), for diagnostics
         self._score(logits[scale_id])
+        if cfg.scale_gate:  # trust a scale change as much as the response: none on a lost target
+            scale = scale ** self.confidence
         self.center = self.center + self._displacement(responses[scale_id], scale_id)
         self._rescale(scale)
         return center_to_box(self.center, self.target_size)
