@@ -169,3 +169,14 @@ def test_benchmark_results_gain_confidence_and_lost_columns(tmp_path):
     rows = np.loadtxt(tmp_path / "results" / "t" / "confidence" / "s_confidence.txt", delimiter=",")
     assert np.isnan(rows[0, 0]) and rows[0, 1] == 0
     assert rows[1:].tolist() == [[1.0, 0.0], [0.75, 0.0], [0.5, 0.0], [0.25, 1.0]]
+
+
+def test_sidecar_tracking_settings_override_the_defaults(tmp_path):
+    from backbones.checkpoint import CheckpointError
+    from tracker.siamfc import calibrated_config
+
+    assert calibrated_config({}) == TrackerConfig()
+    cfg = calibrated_config({"tracking": {"scale_bias": -0.005}})
+    assert cfg.scale_bias == -0.005 and cfg.psr_center == TrackerConfig().psr_center
+    with pytest.raises(CheckpointError, match="unknown tracking setting.*scale_bais"):
+        calibrated_config({"tracking": {"scale_bais": 0.1}}, tmp_path / "m.safetensors")

@@ -10,6 +10,7 @@ The defaults come from ``python -m eval.calibrate`` on train sequences held out 
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -227,9 +228,25 @@ def _embedder(model: SiamFC, device: torch.device, kernels: str):
 def load_tracker(path: str | Path, device: str | torch.device = "cpu", config: TrackerConfig | None = None,
                  kernels: str = "packed") -> SiamFCTracker:
     """Build a tracker from a tracker checkpoint or a deploy checkpoint (``.safetensors`` + sidecar) on
-    ``device`` (or 'auto'); binary units run packed on the CPU unless ``kernels='float'``."""
+    ``device`` (or 'auto'); binary units run packed on the CPU unless ``kernels='float'``. Without
+    ``config``, the defaults updated by the sidecar's ``tracking`` settings (``calibrated_config``)."""
     from tracker.export import is_deploy, load_deploy
 
     device = resolve_device(device)
-    model, _meta = (load_deploy if is_deploy(path) else load_checkpoint)(path, device)
+    model, meta = (load_deploy if is_deploy(path) else load_checkpoint)(path, device)
+    config = config or calibrated_config(meta, path)
     return SiamFCTracker(model, config, device, name=Path(path).stem, kernels=kernels)
+
+
+def calibrated_config(meta: dict, path: str | Path = "checkpoint") -> TrackerConfig:
+    """TrackerConfig defaults updated by a sidecar's ``tracking`` dict: settings calibrated for that model
+    (``eval.calibrate --fit`` on held-out train sequences, e.g. its own ``scale_bias``)."""
+    settings = meta.get("tracking", {}) if isinstance(meta, dict) else {}
+    fields = {f.name: f for f in dataclasses.fields(TrackerConfig)}
+    bad = [k for k in settings if k not in fields] if isinstance(settings, dict) else ["(not a dict)"]
+    if bad:
+        from backbones.checkpoint import CheckpointError
+
+        raise CheckpointError(f"{Path(path).with_suffix('.json')}: unknown tracking setting(s) {', '.join(bad)}; "
+                              f"valid: {', '.join(fields)}")
+    return TrackerConfig(**settings)
