@@ -15,8 +15,9 @@ every 8th by name, never trained on by ``tracker.train --hold-out``); fit there,
 gives at the true size, on crops centred on the ground truth), the confidence's ``psr_center`` /
 ``psr_slope`` (logistic regression of "target kept" on the PSR) and ``loss_threshold`` (the confidence
 that maximises detection rate minus false-alarm rate); the figures are then re-scored with them.
-``--set KEY=VALUE`` overrides a ``TrackerConfig`` field (e.g. ``--set scale_estimate=argmax``: the
-siamfc-pytorch rule, for a before/after comparison).
+Each tracker runs with the ``TrackerConfig`` defaults updated by its sidecar's ``tracking`` settings
+(``tracker.siamfc.calibrated_config``); ``--set KEY=VALUE`` overrides a field for every tracker (e.g.
+``--set scale_estimate=argmax``: the siamfc-pytorch rule, for a before/after comparison).
 """
 from __future__ import annotations
 
@@ -283,19 +284,22 @@ def main(argv: list[str] | None = None) -> int:
 
         sequences = split_probe_sequences(sequences)[0]
     apply_threads(args.threads)
-    cfg = TrackerConfig(**dict(args.set))
-    runs, biases = {}, []
+    runs, biases, configs = {}, [], {}
     for path in args.tracker:
-        tracker = load_tracker(path, config=cfg)
+        tracker = load_tracker(path)  # the defaults and the sidecar's calibrated settings, then --set
+        tracker.cfg = dataclasses.replace(tracker.cfg, **dict(args.set))
+        configs[tracker.name] = tracker.cfg
         runs[tracker.name] = {seq.name: record_sequence(tracker, seq, args.max_frames) for seq in sequences}
         if args.fit:
             biases += scale_bias(tracker, sequences)
     report: dict = {"code_version": code_version(), "sequences": [s.name for s in sequences],
-                    "config": dataclasses.asdict(cfg), "max_frames": args.max_frames}
+                    "max_frames": args.max_frames,
+                    "configs": {name: dataclasses.asdict(cfg) for name, cfg in configs.items()}}
     if args.fit:
         report["fitted"] = fit_settings(runs, biases)
-        cfg = dataclasses.replace(cfg, **{k: v for k, v in report["fitted"].items() if k != "scale_bias"})
-    report["trackers"] = {name: score_tracker(r, cfg) for name, r in runs.items()}
+        fitted = {k: v for k, v in report["fitted"].items() if k != "scale_bias"}
+        configs = {name: dataclasses.replace(cfg, **fitted) for name, cfg in configs.items()}
+    report["trackers"] = {name: score_tracker(r, configs[name]) for name, r in runs.items()}
     atomic_write_text(args.out, json.dumps(report, indent=2) + "\n")
     if args.frames_out:
         write_frames(args.frames_out, runs)

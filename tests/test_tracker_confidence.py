@@ -132,7 +132,7 @@ def test_calibrate_cli_reports_the_figures(tmp_path, zoo_tracker):
     entry = report["trackers"]["resnet_bmin"]
     assert entry["frames"] == 7 and entry["failures"] == 0 and 0.8 < entry["area_ratio_median"] < 1.25
     assert entry["lost"]["negatives"] + entry["lost"]["positives"] == 7
-    assert report["config"]["scale_estimate"] == "parabolic"
+    assert report["configs"]["resnet_bmin"]["scale_estimate"] == "parabolic"
     assert np.load(frames)["resnet_bmin/Couple/confidence"].shape == (7,)
 
 
