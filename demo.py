@@ -97,7 +97,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output", metavar="OUT.mp4",
                    help=f"write the annotated video (every frame, mp4v) here (with the sample: default "
                         f"{SAMPLE_OUTPUT})")
-    p.add_argument("--save-boxes", metavar="FILE", help="write one x,y,w,h line per frame (first = init box)")
+    p.add_argument("--save-boxes", metavar="FILE",
+                   help="write one x,y,w,h,confidence,lost line per frame (first = init box, 1.00, 0)")
     p.add_argument("--no-display", action="store_true", help="run headless (no window)")
     p.add_argument("--max-frames", type=positive_int, metavar="N",
                    help="stop after N frames, counting the first (default: the whole source)")
@@ -400,16 +401,17 @@ def video_sink(path: str | Path, fps: float, size: tuple[int, int]) -> Iterator[
 
 @contextmanager
 def boxes_sink(path: str | Path) -> Iterator[Callable[[np.ndarray], None]]:
-    """Write one ``x,y,w,h`` line per frame to ``path``, atomically; a failed write is one line."""
+    """Write one ``x,y,w,h,confidence,lost`` line per frame to ``path`` (lost: 1 or 0), atomically; a failed
+    write is one line."""
     def failed(err: OSError) -> UsageError:
         return UsageError(f"writing {path} failed: {err.strerror or err}; nothing was written")
 
     with atomic_path(path) as tmp:
         f = tmp.open("w", encoding="utf-8")
 
-        def write(box) -> None:
+        def write(box, confidence: float, lost: bool) -> None:
             try:
-                f.write(",".join(f"{float(v):.2f}" for v in box) + "\n")
+                f.write(",".join(f"{float(v):.2f}" for v in box) + f",{confidence:.4f},{int(lost)}\n")
             except OSError as err:
                 raise failed(err) from None
 
@@ -424,7 +426,7 @@ def boxes_sink(path: str | Path) -> Iterator[Callable[[np.ndarray], None]]:
 
 @contextmanager
 def open_outputs(args: argparse.Namespace, fps: float, size: tuple[int, int]) -> Iterator[list[Callable]]:
-    """The writers asked for (--output video, --save-boxes), as ``write(annotated, box)`` callables.
+    """The writers asked for (--output video, --save-boxes), as ``write(annotated, box, info)`` callables.
 
     The video is finished (and checked) first, so a video that fails leaves no boxes file either.
     """
@@ -433,10 +435,10 @@ def open_outputs(args: argparse.Namespace, fps: float, size: tuple[int, int]) ->
         try:
             if args.save_boxes:
                 write_box = stack.enter_context(boxes_sink(args.save_boxes))
-                writers.append(lambda annotated, box: write_box(box))
+                writers.append(lambda annotated, box, info: write_box(box, info.confidence, info.lost))
             if args.output:
                 write_frame = stack.enter_context(video_sink(args.output, fps, size))
-                writers.append(lambda annotated, box: write_frame(annotated))
+                writers.append(lambda annotated, box, info: write_frame(annotated))
         except OSError as err:
             raise UsageError(f"cannot write output: {err}") from None
         yield writers
@@ -505,7 +507,7 @@ def track(source: FrameSource, tracker: SiamFCTracker, frame: np.ndarray, box: l
         while True:
             annotated = draw_overlay(frame, box, info)
             for write in writers:
-                write(annotated, box)
+                write(annotated, box, info)
             stats.frames += 1
             bar.update()
             if display and react(show(annotated), frame, box, info, tracker, stats):
@@ -563,7 +565,7 @@ class SampleRun:
     truth: np.ndarray
     boxes: list
 
-    def record(self, annotated: np.ndarray, box) -> None:
+    def record(self, annotated: np.ndarray, box, info: Overlay) -> None:
         """A writer (as ``open_outputs`` gives them) that keeps each frame's box."""
         self.boxes.append(np.asarray(box, dtype=float))
 

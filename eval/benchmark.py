@@ -5,6 +5,8 @@ Report layout (docs/design.md section 6), built in a temporary directory renamed
 ``summary.json``, ``table.txt``, ``success_plots.png``, ``precision_plots.png``,
 ``results/<tracker>/<seq>.txt`` (1-based x,y,w,h, comma separated, one row per frame from the sequence's
 first; NaN before the init frame) and ``results/<tracker>/times/<seq>_time.txt`` (seconds per frame),
+``results/<tracker>/confidence/<seq>_confidence.txt`` (``confidence,lost`` per frame: NaN,0 before the init
+frame, 1,0 on it; the tracker's ``confidence`` and ``lost`` after each update),
 plus ``data/`` (``eval.report``), ``index.html`` and ``thumbs/`` (``eval.html``).
 """
 from __future__ import annotations
@@ -103,16 +105,20 @@ def track_sequence(tracker: object, seq: object, max_frames: int | None = None) 
     end = len(seq.frames) if max_frames is None else min(len(seq.frames), first + max_frames)
     boxes = np.full((end, 4), np.nan)
     times = np.zeros(end)
+    flags = np.zeros((end, 2))  # confidence, lost
+    flags[:first, 0] = np.nan
     times[first] = _start(tracker, seq, first)
     boxes[first] = seq.boxes[first]  # the first frame counts, set to the ground truth
+    flags[first] = 1.0, 0.0
     for i in range(first + 1, end):
         frame = read_frame(seq.frames[i])
         start = time.perf_counter()
         box = tracker.update(frame)
         times[i] = time.perf_counter() - start
         boxes[i] = np.asarray(box, dtype=float).reshape(4)
+        flags[i] = getattr(tracker, "confidence", np.nan), float(getattr(tracker, "lost", False))
     return {"boxes": boxes, "times": times, "first": first, "update_s": float(times[first + 1:].sum()),
-            "updates": end - first - 1}
+            "updates": end - first - 1, "flags": flags}
 
 
 def _fps(updates: int, seconds: float) -> float | None:
@@ -120,13 +126,18 @@ def _fps(updates: int, seconds: float) -> float | None:
     return updates / seconds if updates and seconds > 0 else None
 
 
-def _write_results(results_dir: Path, seq_name: str, boxes: np.ndarray, times: np.ndarray) -> None:
-    """Write boxes in the toolkit's OTB layout, converted back to 1-based coordinates, and per-frame times."""
+def _write_results(results_dir: Path, seq_name: str, boxes: np.ndarray, times: np.ndarray,
+                   flags: np.ndarray | None = None) -> None:
+    """Write boxes in the toolkit's OTB layout, converted back to 1-based coordinates, per-frame times and
+    (``flags``) per-frame confidence,lost."""
     one_based = boxes + np.array([1.0, 1.0, 0.0, 0.0])
     with atomic_path(results_dir / f"{seq_name}.txt") as tmp:
         np.savetxt(tmp, one_based, fmt="%.3f", delimiter=",")
     with atomic_path(results_dir / "times" / f"{seq_name}_time.txt") as tmp:
         np.savetxt(tmp, times, fmt="%.8f")
+    if flags is not None:
+        with atomic_path(results_dir / "confidence" / f"{seq_name}_confidence.txt") as tmp:
+            np.savetxt(tmp, flags, fmt=("%.4f", "%d"), delimiter=",")
 
 
 def _jsonable(value: object) -> object:
@@ -158,7 +169,7 @@ def _run_tracker(name: str, tracker: object, sequences: list, report: Path, max_
             bar.update(1)
             continue
         run = track_sequence(tracker, seq, max_frames)
-        _write_results(report / "results" / name, seq.name, run["boxes"], run["times"])
+        _write_results(report / "results" / name, seq.name, run["boxes"], run["times"], run["flags"])
         span = slice(run["first"], len(run["boxes"]))
         gt = np.asarray(seq.boxes, dtype=float)[span]
         metrics = sequence_metrics(run["boxes"][span], gt, np.asarray(seq.valid, dtype=bool)[span])

@@ -50,7 +50,11 @@ def video_frames(path):
 
 
 def read_boxes(path):
-    return np.loadtxt(path, delimiter=",", ndmin=2)
+    """The x,y,w,h columns of a --save-boxes file (each row: x,y,w,h,confidence,lost)."""
+    rows = np.loadtxt(path, delimiter=",", ndmin=2)
+    assert rows.shape[1] == 6 and np.isin(rows[:, 5], (0, 1)).all() and (rows[0, 4:] == (1, 0)).all()
+    assert ((rows[:, 4] >= 0) & (rows[:, 4] <= 1)).all()
+    return rows[:, :4]
 
 
 def run_ok(capsys, argv):
@@ -120,6 +124,8 @@ def test_target_lost_mid_video_does_not_crash(tmp_path, capsys):
     b = read_boxes(boxes)
     assert b.shape == (16, 4) and np.all(np.isfinite(b)) and np.all(b[:, 2:] >= 2)
     assert video_frames(out)[1] == 16 and "frames flagged LOST?:" in text
+    lost = np.loadtxt(boxes, delimiter=",")[:, 5]
+    assert lost[6:].mean() >= 0.7 and int(text.split("frames flagged LOST?: ")[1].split()[0]) == lost.sum()
 
 
 def test_overlay_marks_a_likely_loss_in_red():

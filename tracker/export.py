@@ -88,6 +88,8 @@ def export_deploy(checkpoint: str | Path, out: str | Path) -> dict[str, Any]:
             "binary_weights": n_bits,
             "bits_per_binary_weight": round(8 * bit_bytes / n_bits, 4) if n_bits else None,
             "metrics": meta.get("metrics", {})}
+    if "tracking" in meta:  # the model's calibrated tracker settings travel with it
+        side["tracking"] = meta["tracking"]
     write_checkpoint(out, tensors, parse_mask(mask, f"{sidecar_path(checkpoint)} mask"), side, KIND)
     return side
 
