@@ -243,12 +243,6 @@ def summarize(out: str | Path, names: Iterable[str], sequences: list) -> dict:
     return summary
 
 
-def pending_pairs(trackers: Mapping[str, object], sequences: list, out: Path) -> list[Pair]:
-    """The (tracker name, tracker, sequence) pairs of ``out`` without a finished record, in run order."""
-    return [(name, tracker, seq) for name, tracker in trackers.items() for seq in sequences
-            if np.asarray(seq.valid).any() and read_record(out, name, seq.name) is None]
-
-
 def describe_tracker(tracker: object) -> dict:
     """What identifies a tracker in a report's settings: a spec's checkpoint digest and kernels, or an
     object's class (and its ``describe()`` when it has one)."""
@@ -290,8 +284,11 @@ def run_benchmark(trackers: Mapping[str, object], sequences: Iterable, out_dir: 
             prepare_report(out, wanted, force)
         else:
             group.first(lambda: prepare_report(out, wanted, force))
-        pairs = pending_pairs(trackers, sequences, out)
+        pairs = [(name, tracker, seq) for name, tracker in trackers.items() for seq in sequences
+                 if np.asarray(seq.valid).any()]
+        # Each rank deals all pairs the same way, then skips its finished ones: no rank reads another's.
         mine = shard.share(pairs) if shard is not None else pairs
+        mine = [p for p in mine if read_record(out, p[0], p[2].name) is None]
         _track(mine, out, max_frames, workers, threads, quiet=bool(shard and shard.rank))
         if group is not None:
             group.barrier()  # every rank's pairs are finished

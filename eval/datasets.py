@@ -159,7 +159,7 @@ def load_dataset(name: str, root: str | Path, split: str | Path | None = None) -
         raise UsageError(f"--data {base}: no {title} sequence found in its official layout ({layout})")
     if missing:
         shown = ", ".join(missing[:5]) + (" ..." if len(missing) > 5 else "")
-        print(f"note: {len(missing)} of the {listed} {title} sequences are not under {base} ({shown}); "
-              f"running the {len(seqs)} found", file=sys.stderr)
+        print(f"note: {len(missing)} of the {listed} entries of the {title} list are not under {base} "
+              f"({shown}); running the {len(seqs)} sequences found", file=sys.stderr)
     valid = [s for s in seqs if np.asarray(s.valid).any()]
     return valid, {"dataset": name, "listed": listed, "missing": len(missing)}

@@ -28,24 +28,20 @@ Pair = tuple[str, object, object]
 # ---------------------------------------------------------------- one pair
 
 
-_TRACKERS: dict[str, object] = {}  # per process: trackers built from their specs, once
+_TRACKERS: dict[object, object] = {}  # in a worker process: the trackers built from their specs
 
 
-def _tracker(name: str, tracker: object) -> object:
-    """The tracker to run: a spec (has ``build``) is built once per process, anything else is used as is."""
-    if not hasattr(tracker, "build"):
-        return tracker
-    if name not in _TRACKERS:
-        _TRACKERS[name] = tracker.build()
-    return _TRACKERS[name]
-
-
-def run_one(pair: Pair, out: Path, max_frames: int | None) -> dict:
-    """Track one pair and write its results and finished record; return the record."""
+def run_one(pair: Pair, out: Path, max_frames: int | None, built: dict[object, object]) -> dict:
+    """Track one pair and write its results and finished record; return the record. A spec (it has
+    ``build``) is built once into ``built``; any other tracker object is used as it is."""
     from eval.benchmark import run_pair  # lazy: a spawned worker imports this module first
 
     name, tracker, seq = pair
-    return run_pair(name, _tracker(name, tracker), seq, out, max_frames)
+    if hasattr(tracker, "build"):
+        if tracker not in built:
+            built[tracker] = tracker.build()
+        tracker = built[tracker]
+    return run_pair(name, tracker, seq, out, max_frames)
 
 
 # ---------------------------------------------------------------- worker processes
@@ -75,7 +71,7 @@ def _work(task: tuple[Pair, Path, int | None]) -> tuple[str, str]:
     global _BUSY
     _BUSY = True
     try:
-        run_one(*task)
+        run_one(*task, _TRACKERS)
     except KeyboardInterrupt:  # SIGTERM from the pool's terminate(): temporaries are gone, leave quietly
         os._exit(143)
     finally:
@@ -90,8 +86,9 @@ def run_pairs(pairs: Sequence[Pair], out: Path, max_frames: int | None, workers:
     after each. An error, Ctrl-C or SIGTERM stops every worker before it returns (their temporaries go)."""
     done = done or (lambda tracker, seq: None)
     if workers <= 1 or len(pairs) <= 1:
+        built: dict[object, object] = {}  # this call's trackers: a later call may reuse a name
         for pair in pairs:
-            run_one(pair, out, max_frames)
+            run_one(pair, out, max_frames, built)
             done(pair[0], pair[2].name)
         return
     order = sorted(pairs, key=lambda p: -len(p[2].frames))  # longest first: the last worker idles least
@@ -151,7 +148,8 @@ class Group:
             dist.init_process_group("gloo", timeout=BARRIER_TIMEOUT)
 
     def first(self, step: Callable[[], T]) -> T | None:
-        """Run ``step`` on rank 0 only; a UsageError there is raised on every rank, so none hangs."""
+        """Run ``step`` on rank 0 only; a UsageError there stops every rank (exit 2; rank 0 prints it), so
+        none hangs."""
         message: list[object] = [None]
         result = None
         if self.shard.rank == 0:
@@ -161,6 +159,8 @@ class Group:
                 message = [str(err)]
         self.dist.broadcast_object_list(message, src=0)
         if message[0] is not None:
+            if self.shard.rank != 0:
+                raise SystemExit(2)  # rank 0 says why, once
             raise UsageError(message[0])
         return result
 
