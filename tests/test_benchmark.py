@@ -168,6 +168,11 @@ def test_other_settings_are_refused_naming_the_difference_and_force_starts_over(
     assert run_cli(main, [*base, "--max-frames", "6", "--force"]) == 0
     summary = json.loads((out / "summary.json").read_text())
     assert summary["max_frames"] == 6 and summary["trackers"]["static"]["mean"]["frames"] == 12
+    mean = summary["trackers"]["static"]["mean"]
+    for metric in ("auc", "precision", "ao"):  # floats, and their 95% bootstrap intervals as [low, high]
+        low, high = mean[f"{metric}_ci95"]
+        assert isinstance(mean[metric], float) and low <= mean[metric] <= high
+        assert f"{mean[metric]:.3f} [{low:.3f}, {high:.3f}]" in (out / "table.txt").read_text()
     assert len(np.loadtxt(out / "results" / "static" / "bag.txt", delimiter=",")) == 6
 
 
@@ -187,8 +192,8 @@ def figures(summary: dict) -> dict:
 def test_workers_2_equals_workers_1_except_timings(tmp_path: Path) -> None:
     bmin = REPO / "models" / "resnet_bmin.safetensors"
     split = split_file(tmp_path, ["otb/Crossing", "vot/bag", "dtb70/Gull1"])
-    common = ["--tracker", f"bmin={bmin}", "--tracker", "static", "--data", str(TRACKING), "--split", str(split),
-              "--max-frames", "12", "--threads", "1"]
+    common = ["--tracker", f"bmin={bmin}", "--tracker", "static", "--data", str(TRACKING), "--split",
+              str(split), "--max-frames", "12", "--threads", "1"]
     assert main([*common, "--out", str(tmp_path / "w1")]) == 0
     assert main([*common, "--out", str(tmp_path / "w2"), "--workers", "2"]) == 0
     one, two = (json.loads((tmp_path / w / "summary.json").read_text()) for w in ("w1", "w2"))
@@ -208,9 +213,9 @@ def test_torchrun_two_ranks_equal_one_process(tmp_path: Path) -> None:
               "--max-frames", "10"]
     assert main([*common, "--out", str(tmp_path / "one")]) == 0
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
-    done = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-                           "-m", "eval.benchmark", *common, "--out", str(tmp_path / "two")], cwd=tmp_path,
-                          env=env, capture_output=True, text=True, timeout=300, check=False)
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
+    done = subprocess.run([*torchrun, "-m", "eval.benchmark", *common, "--out", str(tmp_path / "two")],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300, check=False)
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.count("report written to") == 1  # rank 0 merges and prints
     one, two = (json.loads((tmp_path / w / "summary.json").read_text()) for w in ("one", "two"))
@@ -343,3 +348,18 @@ def test_sigterm_leaves_no_temporary_and_no_report(tmp_path: Path) -> None:
     assert proc.returncode == 143 and stderr.strip().splitlines()[-1].startswith("terminated"), stderr
     assert [p.name for p in out.iterdir()] == ["report"] and hidden(out) == []  # resumable, no temporary
     assert (out / "report" / "settings.json").is_file() and not (out / "report" / "summary.json").exists()
+
+
+def test_shards_deal_every_pair_to_exactly_one_rank() -> None:
+    from eval.parallel import Shard
+    from tracker.sequences import Sequence
+
+    seqs = [Sequence(f"s{i}", [Path(f"{k}.jpg") for k in range(n)], np.ones((n, 4)), "otb")
+            for i, n in enumerate([5, 50, 7, 30, 30, 2, 9])]
+    pairs = [(t, None, s) for t in ("a", "b") for s in seqs]
+    shares = [Shard(rank, 3).share(pairs) for rank in range(3)]
+    dealt = [(t, s.name) for share in shares for t, _, s in share]
+    assert sorted(dealt) == sorted((t, s.name) for t, _, s in pairs)  # all, none twice
+    assert shares == [Shard(rank, 3).share(list(pairs)) for rank in range(3)]  # the same deal every time
+    assert max(map(len, shares)) - min(map(len, shares)) <= 1
+    assert Shard.from_env() is None or Shard.from_env().world > 1

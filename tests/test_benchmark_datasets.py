@@ -87,8 +87,8 @@ def test_got10k_val_runs_its_list(tmp_path: Path) -> None:
 
 def test_cli_dataset_run_records_the_preset(tmp_path: Path) -> None:
     out = tmp_path / "r"
-    argv = ["--tracker", "static", "--dataset", "dtb70", "--data", str(TRACKING / "dtb70"), "--max-frames", "4",
-            "--out", str(out)]
+    argv = ["--tracker", "static", "--dataset", "dtb70", "--data", str(TRACKING / "dtb70"),
+            "--max-frames", "4", "--out", str(out)]
     assert run_cli(main, argv) == 0
     summary = json.loads((out / "summary.json").read_text())
     assert sorted(summary["sequences"]) == ["Animal3", "Gull1", "Gull2", "Surfing06"]
