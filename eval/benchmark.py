@@ -46,6 +46,7 @@ from eval.parallel import Group, Pair, Shard, run_pairs
 from eval.report import complete_summary
 from eval.resume import (
     SETTINGS,
+    discard_unstarted,
     file_digest,
     prepare_report,
     read_record,
@@ -279,6 +280,7 @@ def run_benchmark(trackers: Mapping[str, object], sequences: Iterable, out_dir: 
     described = {name: describe_tracker(tracker) for name, tracker in trackers.items()}
     wanted = run_settings(described, sequences, max_frames, settings)
     group = Group(shard) if shard is not None else None
+    fresh = not out.exists() and (shard is None or shard.rank == 0)
     try:
         if group is None:
             prepare_report(out, wanted, force)
@@ -295,6 +297,10 @@ def run_benchmark(trackers: Mapping[str, object], sequences: Iterable, out_dir: 
             if shard.rank != 0:
                 return None
         return summarize(out, list(trackers), sequences)
+    except BaseException:
+        if fresh:
+            discard_unstarted(out)
+        raise
     finally:
         if group is not None:
             group.close()

@@ -133,6 +133,16 @@ def prepare_report(out: Path, settings: dict, force: bool = False) -> None:
         atomic_write_text(out / SETTINGS, json.dumps(settings, indent=2) + "\n")
 
 
+def discard_unstarted(out: Path) -> None:
+    """Remove a report folder this run created when it failed before finishing any pair: a run stopped
+    that early (a checkpoint that does not load, Ctrl-C at once) leaves nothing behind."""
+    if any(not p.name.startswith(".") for p in (out / FINISHED).rglob("*.json")):
+        return
+    clear_report(out)
+    if out.is_dir() and not any(out.iterdir()):
+        out.rmdir()
+
+
 def record_path(out: Path, tracker: str, seq_name: str) -> Path:
     return out / FINISHED / tracker / f"{seq_name}.json"
 

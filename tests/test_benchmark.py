@@ -132,6 +132,10 @@ def hidden(folder: Path) -> list[Path]:
 def test_failure_keeps_finished_pairs_and_a_rerun_resumes(tmp_path: Path) -> None:
     seqs = load(["otb/Crossing", "vot/bag", "otb/Couple"])
     out = tmp_path / "r"
+    CountingTracker.inits, CountingTracker.fail_on = 0, 1
+    with pytest.raises(RuntimeError, match="tracker crashed"):
+        run_benchmark({"t": CountingTracker()}, seqs, out, max_frames=3)
+    assert list(tmp_path.iterdir()) == []  # failed before finishing a pair: nothing is left
     CountingTracker.inits, CountingTracker.fail_on = 0, 2
     with pytest.raises(RuntimeError, match="tracker crashed"):
         run_benchmark({"t": CountingTracker()}, seqs, out, max_frames=3)
@@ -338,7 +342,7 @@ def test_sigterm_leaves_no_temporary_and_no_report(tmp_path: Path) -> None:
     try:
         deadline = time.monotonic() + 120  # a guard against a hang, not a timing assertion
         while proc.poll() is None and time.monotonic() < deadline and (
-                stale.exists() or not (out / "report" / "settings.json").is_file()):
+                stale.exists() or not list((out / "report" / "finished" / "static").glob("[!.]*.json"))):
             time.sleep(0.05)
         assert proc.poll() is None, proc.communicate()
         proc.send_signal(signal.SIGTERM)
