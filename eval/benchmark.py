@@ -419,7 +419,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-frames", type=positive_int, metavar="N",
                    help="track at most N frames of each sequence, counting the init frame (quick runs)")
     p.add_argument("--workers", type=int_range(1, MAX_WORKERS), default=1, metavar="N",
-                   help="track in N parallel processes (default 1: in this one); the figures do not change")
+                   help="track in N parallel processes of --threads torch threads each (1 when --threads is "
+                        "0); default 1: in this process. Only the timings change")
     add_device_arg(p, default="cpu")
     add_threads_arg(p)
     p.add_argument("--kernels", choices=("packed", "float"), default="packed",
