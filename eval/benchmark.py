@@ -1,13 +1,15 @@
 """Run trackers over tracking sequences and write a report: summary.json, OTB-layout results, plots, a table.
 
-Report layout (docs/design.md section 6), built in a temporary directory renamed onto ``--out`` at the end
-(Ctrl-C, SIGTERM or an error leave no partial report, and an earlier report stays as it was):
-``summary.json``, ``table.txt``, ``success_plots.png``, ``precision_plots.png``,
+Report layout (docs/design.md section 6), in ``--out``: ``settings.json`` and ``finished/`` (the resumable
+state, ``eval.resume``), ``summary.json``, ``table.txt``, ``success_plots.png``, ``precision_plots.png``,
 ``results/<tracker>/<seq>.txt`` (1-based x,y,w,h, comma separated, one row per frame from the sequence's
 first; NaN before the init frame) and ``results/<tracker>/times/<seq>_time.txt`` (seconds per frame),
 ``results/<tracker>/confidence/<seq>_confidence.txt`` (``confidence,lost`` per frame: NaN,0 before the init
 frame, 1,0 on it; the tracker's ``confidence`` and ``lost`` after each update),
-plus ``data/`` (``eval.report``), ``index.html`` and ``thumbs/`` (``eval.html``).
+plus ``data/`` (``eval.report``), ``index.html`` and ``thumbs/`` (``eval.html``). Every file is written
+atomically, so Ctrl-C, SIGTERM or an error leave finished pairs complete and no temporary; the same
+command again tracks only the rest. Pairs run here, in ``--workers`` processes or over torchrun ranks
+(``eval.parallel``).
 """
 from __future__ import annotations
 
@@ -16,30 +18,44 @@ import json
 import os
 import time
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from tqdm import tqdm
 
 from backbones.cli import (
+    MAX_WORKERS,
     ArgumentParser,
     UsageError,
     add_device_arg,
     add_threads_arg,
     apply_threads,
-    atomic_dir,
     atomic_path,
     atomic_write_text,
     check_output_dir,
     code_version,
+    int_range,
     positive_int,
     resolve_device,
     run_cli,
 )
 from eval.bootstrap import format_ci
+from eval.datasets import DATASETS, load_dataset
 from eval.html import write_html
 from eval.metrics import CE_THRESHOLDS, IOU_THRESHOLDS, mean_metrics, sequence_metrics
+from eval.parallel import Group, Pair, Shard, run_pairs
 from eval.report import complete_summary
+from eval.resume import (
+    SETTINGS,
+    discard_unstarted,
+    file_digest,
+    prepare_report,
+    read_record,
+    read_settings,
+    run_settings,
+    write_record,
+)
 from eval.static import StaticTracker
 from tracker.boxes import check_init_box
 from tracker.sequences import load_sequences, read_frame
@@ -72,6 +88,28 @@ def build_tracker(path: str | None, device: object, kernels: str = "packed") -> 
     from tracker.siamfc import load_tracker  # lazy: eval's metrics and the baseline need no model code
 
     return load_tracker(path, device=device, kernels=kernels)
+
+
+@dataclass(frozen=True)
+class TrackerSpec:
+    """A tracker to build where it runs (this process, a worker, a torchrun rank): the static baseline
+    (``path`` None) or a checkpoint, with its kernels and device."""
+
+    path: str | None = None
+    kernels: str = "packed"
+    device: str = "cpu"
+
+    def build(self) -> object:
+        return build_tracker(self.path, self.device if self.path else None, self.kernels)
+
+    def describe(self) -> dict:
+        """The checkpoint's and its sidecar's digests (not their path: a moved file is the same tracker)."""
+        if self.path is None:
+            return {"tracker": "static"}
+        from backbones.checkpoint import checkpoint_files
+
+        files = {f.name: file_digest(f) for f in checkpoint_files(self.path) if f.is_file()}
+        return {"checkpoint": files, "kernels": self.kernels, "device": str(self.device).split(":")[0]}
 
 
 # ---------------------------------------------------------------- running
@@ -155,64 +193,143 @@ def _jsonable(value: object) -> object:
     return str(value)
 
 
-def _run_tracker(name: str, tracker: object, sequences: list, report: Path, max_frames: int | None,
-                 bar: tqdm) -> dict:
-    """Track every sequence with one tracker, write its results files, and return its summary entry."""
-    per_seq: dict[str, dict] = {}
-    skipped: list[str] = []
-    updates, seconds = 0, 0.0
-    for seq in sequences:
-        auc = np.mean([m["auc"] for m in per_seq.values()]) if per_seq else float("nan")
-        bar.set_postfix(tracker=name, seq=seq.name, auc=f"{auc:.3f}")
-        if not np.asarray(seq.valid).any():
-            skipped.append(seq.name)
-            bar.update(1)
-            continue
-        run = track_sequence(tracker, seq, max_frames)
-        _write_results(report / "results" / name, seq.name, run["boxes"], run["times"], run["flags"])
-        span = slice(run["first"], len(run["boxes"]))
-        gt = np.asarray(seq.boxes, dtype=float)[span]
-        metrics = sequence_metrics(run["boxes"][span], gt, np.asarray(seq.valid, dtype=bool)[span])
-        metrics.update(fps=_fps(run["updates"], run["update_s"]), first_frame=run["first"],
-                       frames_run=len(gt))
-        per_seq[seq.name] = metrics
-        updates += run["updates"]
-        seconds += run["update_s"]
-        bar.update(1)
+def _sequence_entry(seq: object, run: dict) -> dict:
+    """The per-sequence figures of one finished run: the metrics over its span, FPS, init frame, length."""
+    span = slice(run["first"], len(run["boxes"]))
+    gt = np.asarray(seq.boxes, dtype=float)[span]
+    metrics = sequence_metrics(run["boxes"][span], gt, np.asarray(seq.valid, dtype=bool)[span])
+    metrics.update(fps=_fps(run["updates"], run["update_s"]), first_frame=run["first"], frames_run=len(gt))
+    return metrics
+
+
+def run_pair(name: str, tracker: object, seq: object, report: str | Path,
+             max_frames: int | None = None) -> dict:
+    """Track one sequence with one tracker, write its results files, then its finished record (last, so a
+    pair counts as done only with all its files); return the record."""
+    run = track_sequence(tracker, seq, max_frames)
+    report = Path(report)
+    _write_results(report / "results" / name, seq.name, run["boxes"], run["times"], run["flags"])
+    record = {"metrics": _sequence_entry(seq, run), "updates": run["updates"], "update_s": run["update_s"],
+              "attributes": {a: _jsonable(getattr(tracker, a)) for a in ("ops", "budget")
+                             if hasattr(tracker, a)}}
+    write_record(report, name, seq.name, record)
+    return record
+
+
+def _tracker_entry(records: list[dict], skipped: list[str]) -> dict:
+    """A tracker's summary entry from its finished records (in sequence order)."""
+    per_seq = {r["sequence"]: r["metrics"] for r in records}
+    updates = sum(r["updates"] for r in records)
+    seconds = float(sum(r["update_s"] for r in records))
     entry: dict = {"mean": mean_metrics(list(per_seq.values())), "fps": _fps(updates, seconds),
                    "update_seconds": seconds, "sequences": per_seq, "skipped": skipped}
-    for attr in ("ops", "budget"):
-        if hasattr(tracker, attr):
-            entry[attr] = _jsonable(getattr(tracker, attr))
+    if records:
+        entry.update(records[0].get("attributes", {}))
     return entry
 
 
-def run_benchmark(trackers: Mapping[str, object], sequences: Iterable, out_dir: str | Path,
-                  max_frames: int | None = None) -> dict:
-    """Run each named tracker over ``sequences``, write the report directory ``out_dir``, return the summary.
+def summarize(out: str | Path, names: Iterable[str], sequences: list) -> dict:
+    """Merge the finished records of every (tracker, sequence) pair into the report's summary, and write
+    summary.json, table.txt, the plots and index.html. Every pair must be finished."""
+    out = Path(out)
+    settings = read_settings(out) or {}
+    summary: dict = {"code_version": settings.get("code_version", code_version()),
+                     "max_frames": settings.get("max_frames"), "sequences": [s.name for s in sequences],
+                     "trackers": {}}
+    for name in names:
+        records, skipped = [], []
+        for seq in sequences:
+            if not np.asarray(seq.valid).any():
+                skipped.append(seq.name)
+                continue
+            record = read_record(out, name, seq.name)
+            if record is None:
+                raise RuntimeError(f"{name} on {seq.name} is not finished: cannot summarize {out}")
+            records.append({**record, "sequence": seq.name})
+        summary["trackers"][name] = _tracker_entry(records, skipped)
+    complete_summary(out, summary, sequences)  # data/, 95% bootstrap intervals, got10k's pooled AO
+    atomic_write_text(out / "summary.json", json.dumps(summary, indent=2) + "\n")
+    atomic_write_text(out / "table.txt", format_table(summary) + "\n")
+    plot_curves(summary, out)
+    write_html(out, summary)
+    return summary
 
-    The report is built in a temporary directory beside ``out_dir`` and renamed onto it at the end, so a
-    failure leaves nothing partial (and an earlier report stays as it was).
+
+def describe_tracker(tracker: object) -> dict:
+    """What identifies a tracker in a report's settings: a spec's checkpoint digest and kernels, or an
+    object's class (and its ``describe()`` when it has one)."""
+    if isinstance(tracker, TrackerSpec):
+        return tracker.describe()
+    kind = type(tracker)
+    described = tracker.describe() if callable(getattr(tracker, "describe", None)) else {}
+    return {"class": f"{kind.__module__}.{kind.__qualname__}", **_jsonable(described)}
+
+
+def _check_names(trackers: Mapping[str, object]) -> None:
+    for name in trackers:
+        if not name or "/" in name or name.startswith("."):
+            raise UsageError(f"invalid tracker name {name!r}: it names a results folder")
+
+
+def run_benchmark(trackers: Mapping[str, object], sequences: Iterable, out_dir: str | Path,
+                  max_frames: int | None = None, *, workers: int = 1, threads: int = 0, force: bool = False,
+                  shard: Shard | None = None, settings: Mapping | None = None) -> dict | None:
+    """Run each named tracker (an object with init/update, or a :class:`TrackerSpec` built where it runs)
+    over ``sequences`` into the report folder ``out_dir``; return the summary (None on a rank > 0).
+
+    Resumable: each finished pair's results and record are kept in ``out_dir``; a rerun tracks only the
+    pairs without a record. A report of other settings (code version, trackers, sequences, ``max_frames``,
+    ``settings``) is a UsageError unless ``force`` (start over). ``workers`` > 1 tracks in that many
+    spawned processes of ``threads`` torch threads each (1 when 0); ``shard`` (``Shard.from_env()`` under
+    torchrun) tracks this rank's share and rank 0 merges once every rank is done.
     """
     sequences = list(sequences)
     out = Path(out_dir)
     check_out_dir(out)
     check_sequences(sequences)
-    for name in trackers:
-        if not name or "/" in name or name.startswith("."):
-            raise UsageError(f"invalid tracker name {name!r}: it names a results folder")
-    with atomic_dir(out, replace=True) as tmp:
-        summary: dict = {"code_version": code_version(), "max_frames": max_frames,
-                         "sequences": [s.name for s in sequences], "trackers": {}}
-        with tqdm(total=len(trackers) * len(sequences), desc="sequences", unit="seq", disable=None) as bar:
-            for name, tracker in trackers.items():
-                summary["trackers"][name] = _run_tracker(name, tracker, sequences, tmp, max_frames, bar)
-        complete_summary(tmp, summary, sequences)  # data/, 95% bootstrap intervals, got10k's pooled AO
-        atomic_write_text(tmp / "summary.json", json.dumps(summary, indent=2) + "\n")
-        atomic_write_text(tmp / "table.txt", format_table(summary) + "\n")
-        plot_curves(summary, tmp)
-        write_html(tmp, summary)
-    return summary
+    _check_names(trackers)
+    described = {name: describe_tracker(tracker) for name, tracker in trackers.items()}
+    wanted = run_settings(described, sequences, max_frames, settings)
+    group = Group(shard) if shard is not None else None
+    fresh = not out.exists() and (shard is None or shard.rank == 0)
+    try:
+        if group is None:
+            prepare_report(out, wanted, force)
+        else:
+            group.first(lambda: prepare_report(out, wanted, force))
+        pairs = [(name, tracker, seq) for name, tracker in trackers.items() for seq in sequences
+                 if np.asarray(seq.valid).any()]
+        # Each rank deals all pairs the same way, then skips its finished ones: no rank reads another's.
+        mine = shard.share(pairs) if shard is not None else pairs
+        mine = [p for p in mine if read_record(out, p[0], p[2].name) is None]
+        _track(mine, out, max_frames, workers, threads, quiet=bool(shard and shard.rank))
+        if group is not None:
+            group.barrier()  # every rank's pairs are finished
+            if shard.rank != 0:
+                return None
+        return summarize(out, list(trackers), sequences)
+    except BaseException:
+        if fresh:
+            discard_unstarted(out)
+        raise
+    finally:
+        if group is not None:
+            group.close()
+
+
+def _track(pairs: list[Pair], out: Path, max_frames: int | None, workers: int, threads: int,
+           quiet: bool = False) -> None:
+    """Track ``pairs`` with a progress bar (tracker, sequence and running AUC)."""
+    aucs: list[float] = []
+
+    with tqdm(total=len(pairs), desc="sequences", unit="seq", disable=True if quiet else None) as bar:
+        def done(tracker: str, seq: str) -> None:
+            record = read_record(out, tracker, seq)
+            aucs.append(record["metrics"]["auc"] if record else float("nan"))
+            bar.set_postfix(tracker=tracker, seq=seq, auc=f"{np.mean(aucs):.3f}")
+            bar.update(1)
+
+        run_pairs(pairs, out, max_frames, workers, threads, done)
 
 
 def check_sequences(sequences: list) -> None:
@@ -233,7 +350,8 @@ def check_out_dir(out: Path, inputs: Iterable[str | os.PathLike | None] = ()) ->
     """Refuse to replace anything but nothing, an empty directory or an earlier report (has summary.json),
     and a report folder that is, or holds, one of ``inputs``."""
     check_output_dir(out, "--out", inputs=inputs)
-    if out.is_dir() and any(out.iterdir()) and not (out / "summary.json").is_file():
+    report = (out / "summary.json").is_file() or (out / SETTINGS).is_file()
+    if out.is_dir() and any(p for p in out.iterdir() if not p.name.startswith(".")) and not report:
         raise UsageError(f"{out} is a non-empty directory that is not a report; choose another --out")
 
 
@@ -288,21 +406,32 @@ def plot_curves(summary: dict, report: Path) -> None:
 def build_parser() -> argparse.ArgumentParser:
     """The command line of ``python -m eval.benchmark``."""
     p = ArgumentParser(prog="python -m eval.benchmark", description=(
-        "Run trackers over tracking sequences (OTB, VOT, UAV123, DTB70, GOT-10k layouts under one root) "
-        "and write a report: summary.json (AUC, precision@20px, AO, SR0.50/0.75 per tracker and sequence, "
-        "FPS of update(), OPs and budget), OTB-layout results/, success/precision PNG plots and a table."))
+        "Run trackers over tracking sequences (OTB, VOT, UAV123, DTB70, LaSOT, GOT-10k layouts under one "
+        "root) and write a report: summary.json (AUC, precision@20px, AO with 95% bootstrap intervals, "
+        "SR0.50/0.75 per tracker and sequence, FPS of update(), OPs and budget), OTB-layout results/, "
+        "success/precision PNG plots and a table. An interrupted run resumes: the same command again tracks "
+        "only the unfinished pairs. Under torchrun each rank tracks its share and rank 0 merges."))
     p.add_argument("--tracker", action="append", required=True, metavar="SPEC",
                    help=f"tracker to run, repeatable: {SPEC_HELP}")
     p.add_argument("--data", metavar="ROOT", help="tracking data root (any supported layouts)")
+    p.add_argument("--dataset", choices=DATASETS, metavar="NAME",
+                   help=f"ROOT is this benchmark in its official layout: {', '.join(DATASETS)} (its "
+                        "official sequence list where the benchmark ships one)")
     p.add_argument("--sample", action="store_true",
                    help="run on the built-in sample sequence too (alone without --data; tracker.sample)")
     p.add_argument("--split", metavar="FILE",
                    help="split file listing sequence folders relative to ROOT "
                         "(default: every sequence found)")
     p.add_argument("--out", required=True, metavar="REPORT_DIR",
-                   help="report directory to create (an earlier report there is replaced)")
+                   help="report directory: created, or resumed when it holds an unfinished run of the same "
+                        "settings (another report there is refused: see --force)")
+    p.add_argument("--force", action="store_true",
+                   help="start over: remove the report in --out even when it was made with other settings")
     p.add_argument("--max-frames", type=positive_int, metavar="N",
                    help="track at most N frames of each sequence, counting the init frame (quick runs)")
+    p.add_argument("--workers", type=int_range(1, MAX_WORKERS), default=1, metavar="N",
+                   help="track in N parallel processes of --threads torch threads each (1 when --threads is "
+                        "0); default 1: in this process. Only the timings change")
     add_device_arg(p, default="cpu")
     add_threads_arg(p)
     p.add_argument("--kernels", choices=("packed", "float"), default="packed",
@@ -310,43 +439,60 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def benchmark_sequences(args: argparse.Namespace) -> list:
-    """The sequences of --data (and --split), plus the built-in sample with --sample."""
+def benchmark_sequences(args: argparse.Namespace) -> tuple[list, dict]:
+    """The sequences of --data (with --dataset or --split), plus the built-in sample with --sample; and what
+    the report's settings record about where they came from."""
     if args.data is None and not args.sample:
         raise UsageError("give --data ROOT (tracking data) or --sample (the built-in sample sequence)")
     if args.split and args.data is None:
         raise UsageError("--split needs --data ROOT: its entries are relative to ROOT")
-    sequences = load_sequences(args.data, args.split) if args.data is not None else []
+    if args.dataset and args.data is None:
+        raise UsageError(f"--dataset {args.dataset} needs --data ROOT: the benchmark's folder")
+    origin: dict = {}
+    if args.dataset:
+        sequences, origin = load_dataset(args.dataset, args.data, args.split)
+    else:
+        sequences = load_sequences(args.data, args.split) if args.data is not None else []
     if args.sample:
         from tracker.sample import load_sample  # lazy: builds (or checks) the cached sample only when asked
 
         sequences.append(load_sample())
-    return sequences
+    return sequences, origin
+
+
+def _device(spec: str, shard: Shard | None) -> str:
+    """--device, with a bare ``cuda`` meaning this rank's GPU (LOCAL_RANK) under torchrun."""
+    if shard is not None and spec == "cuda":
+        spec = f"cuda:{shard.local_rank}"
+    return str(resolve_device(spec))
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Parse arguments, load trackers and sequences, run the benchmark and print its table."""
+    """Parse arguments, check trackers, sequences and --out, run or resume the benchmark, print the table."""
     args = build_parser().parse_args(argv)
-    specs = [parse_spec(s) for s in args.tracker]
-    names = [n for n, _ in specs]
+    parsed = [parse_spec(s) for s in args.tracker]
+    names = [n for n, _ in parsed]
     duplicate = next((n for n in names if names.count(n) > 1), None)
     if duplicate:
         raise UsageError(f"tracker name {duplicate!r} given twice: name them with NAME=PATH")
-    checkpoints = [path for _, path in specs if path]
+    checkpoints = [path for _, path in parsed if path]
     inputs = []
     if checkpoints:
         from backbones.checkpoint import checkpoint_files  # torch: only when there is a model to run
 
         inputs = [file for path in checkpoints for file in checkpoint_files(path)]
     check_out_dir(Path(args.out), inputs=[args.data, args.split, *inputs])
-    sequences = benchmark_sequences(args)
+    sequences, origin = benchmark_sequences(args)
     check_sequences(sequences)
     apply_threads(args.threads)
-    device = resolve_device(args.device) if checkpoints else None
-    trackers = {name: build_tracker(path, device, args.kernels) for name, path in specs}
-    summary = run_benchmark(trackers, sequences, args.out, args.max_frames)
-    print(format_table(summary))
-    print(f"report written to {args.out}")
+    shard = Shard.from_env()
+    device = _device(args.device, shard) if checkpoints else "cpu"
+    trackers = {name: TrackerSpec(path, args.kernels, device) for name, path in parsed}
+    summary = run_benchmark(trackers, sequences, args.out, args.max_frames, workers=args.workers,
+                            threads=args.threads, force=args.force, shard=shard, settings=origin)
+    if summary is not None:
+        print(format_table(summary))
+        print(f"report written to {args.out}")
     return 0
 
 

@@ -39,19 +39,14 @@ class OracleTracker:
         return self.boxes[self.i]
 
 
-class FailingTracker(StaticTracker):
-    def update(self, frame: np.ndarray) -> np.ndarray:
-        raise RuntimeError("tracker crashed")
-
-
 def load(entries: list[str]) -> list:
     from tracker.sequences import load_sequence
 
     return [s for e in entries for s in load_sequence(e, TRACKING)]
 
 
-def split_file(tmp_path: Path, entries: list[str]) -> Path:
-    path = tmp_path / "split.txt"
+def split_file(tmp_path: Path, entries: list[str], name: str = "split.txt") -> Path:
+    path = tmp_path / name
     path.write_text("\n".join(entries) + "\n")
     return path
 
@@ -117,15 +112,119 @@ def test_init_on_first_valid_frame(tmp_path: Path) -> None:
     np.testing.assert_allclose(rows[5:] - [1, 1, 0, 0], boxes[5:20], atol=5e-4)
 
 
-def test_failure_leaves_nothing_partial(tmp_path: Path) -> None:
-    seqs = load(["otb/Crossing"])
+class CountingTracker(StaticTracker):
+    """The static baseline that counts its runs and can fail on one sequence (neither is a setting)."""
+
+    inits = 0
+    fail_on: int | None = None
+
+    def init(self, frame: np.ndarray, box: np.ndarray) -> None:
+        CountingTracker.inits += 1
+        if CountingTracker.inits == CountingTracker.fail_on:
+            raise RuntimeError("tracker crashed")
+        super().init(frame, box)
+
+
+def hidden(folder: Path) -> list[Path]:
+    return [p for p in folder.rglob(".*")]
+
+
+def test_failure_keeps_finished_pairs_and_a_rerun_resumes(tmp_path: Path) -> None:
+    seqs = load(["otb/Crossing", "vot/bag", "otb/Couple"])
     out = tmp_path / "r"
-    run_benchmark({"static": StaticTracker()}, seqs, out, max_frames=3)
-    before = (out / "summary.json").read_text()
+    CountingTracker.inits, CountingTracker.fail_on = 0, 1
     with pytest.raises(RuntimeError, match="tracker crashed"):
-        run_benchmark({"bad": FailingTracker()}, seqs, out, max_frames=3)
-    assert (out / "summary.json").read_text() == before and not (out / "results" / "bad").exists()
-    assert [p.name for p in tmp_path.iterdir()] == ["r"]
+        run_benchmark({"t": CountingTracker()}, seqs, out, max_frames=3)
+    assert list(tmp_path.iterdir()) == []  # failed before finishing a pair: nothing is left
+    CountingTracker.inits, CountingTracker.fail_on = 0, 2
+    with pytest.raises(RuntimeError, match="tracker crashed"):
+        run_benchmark({"t": CountingTracker()}, seqs, out, max_frames=3)
+    assert (out / "finished" / "t" / "Crossing.json").is_file() and not (out / "summary.json").exists()
+    assert not (out / "finished" / "t" / "bag.json").exists() and hidden(tmp_path) == []
+    first = (out / "results" / "t" / "Crossing.txt").stat().st_mtime_ns
+    CountingTracker.inits, CountingTracker.fail_on = 0, None
+    summary = run_benchmark({"t": CountingTracker()}, seqs, out, max_frames=3)
+    assert CountingTracker.inits == 2  # bag and Couple only: Crossing was finished
+    assert (out / "results" / "t" / "Crossing.txt").stat().st_mtime_ns == first
+    assert sorted(summary["trackers"]["t"]["sequences"]) == ["Couple", "Crossing", "bag"]
+    again = run_benchmark({"t": CountingTracker()}, seqs, out, max_frames=3)
+    assert CountingTracker.inits == 2 and again == summary  # complete: nothing is tracked again
+    assert hidden(tmp_path) == []
+
+
+def test_other_settings_are_refused_naming_the_difference_and_force_starts_over(
+        tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    out = tmp_path / "r"
+    base = ["--tracker", "static", "--data", str(TRACKING), "--split",
+            str(split_file(tmp_path, ["otb/Crossing", "vot/bag"])), "--out", str(out)]
+    assert run_cli(main, [*base, "--max-frames", "5"]) == 0
+    before = (out / "summary.json").read_text()
+    for other, says in ((["--max-frames", "6"], "max_frames 5 there, 6 now"),
+                        (["--max-frames", "5", "--tracker", "two=static"], "trackers: two not there")):
+        capsys.readouterr()
+        assert run_cli(main, [*base, *other]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and says in err and "--force" in err, err
+    split2 = split_file(tmp_path, ["otb/Crossing"], "split2.txt")
+    assert run_cli(main, [*base[:5], str(split2), *base[6:], "--max-frames", "5"]) == 2
+    assert "sequences: bag not given now" in capsys.readouterr().err
+    assert (out / "summary.json").read_text() == before  # refused runs touch nothing
+    assert run_cli(main, [*base, "--max-frames", "6", "--force"]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["max_frames"] == 6 and summary["trackers"]["static"]["mean"]["frames"] == 12
+    mean = summary["trackers"]["static"]["mean"]
+    for metric in ("auc", "precision", "ao"):  # floats, and their 95% bootstrap intervals as [low, high]
+        low, high = mean[f"{metric}_ci95"]
+        assert isinstance(mean[metric], float) and low <= mean[metric] <= high
+        assert f"{mean[metric]:.3f} [{low:.3f}, {high:.3f}]" in (out / "table.txt").read_text()
+    assert len(np.loadtxt(out / "results" / "static" / "bag.txt", delimiter=",")) == 6
+
+
+def figures(summary: dict) -> dict:
+    """The summary without timings (FPS, seconds) and the code version: what must not depend on how the
+    pairs were spread."""
+    timing = {"fps", "update_seconds"}
+
+    def strip(value: object) -> object:
+        if isinstance(value, dict):
+            return {k: strip(v) for k, v in value.items() if k not in timing}
+        return value
+
+    return strip({k: v for k, v in summary.items() if k != "data"})
+
+
+def test_workers_2_equals_workers_1_except_timings(tmp_path: Path) -> None:
+    bmin = REPO / "models" / "resnet_bmin.safetensors"
+    split = split_file(tmp_path, ["otb/Crossing", "vot/bag", "dtb70/Gull1"])
+    common = ["--tracker", f"bmin={bmin}", "--tracker", "static", "--data", str(TRACKING), "--split",
+              str(split), "--max-frames", "12", "--threads", "1"]
+    assert main([*common, "--out", str(tmp_path / "w1")]) == 0
+    assert main([*common, "--out", str(tmp_path / "w2"), "--workers", "2"]) == 0
+    one, two = (json.loads((tmp_path / w / "summary.json").read_text()) for w in ("w1", "w2"))
+    assert figures(one) == figures(two)
+    assert one["trackers"]["bmin"]["mean"]["auc"] != one["trackers"]["static"]["mean"]["auc"]
+    for seq in ("Crossing", "bag", "Gull1"):
+        assert (tmp_path / "w1" / "results" / "bmin" / f"{seq}.txt").read_bytes() == \
+            (tmp_path / "w2" / "results" / "bmin" / f"{seq}.txt").read_bytes()
+    assert hidden(tmp_path) == []
+
+
+def test_torchrun_two_ranks_equal_one_process(tmp_path: Path) -> None:
+    import os
+
+    split = split_file(tmp_path, ["otb/Crossing", "vot/bag", "dtb70/Gull1"])
+    common = ["--tracker", "static", "--tracker", "b=static", "--data", str(TRACKING), "--split", str(split),
+              "--max-frames", "10"]
+    assert main([*common, "--out", str(tmp_path / "one")]) == 0
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
+    done = subprocess.run([*torchrun, "-m", "eval.benchmark", *common, "--out", str(tmp_path / "two")],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.count("report written to") == 1  # rank 0 merges and prints
+    one, two = (json.loads((tmp_path / w / "summary.json").read_text()) for w in ("one", "two"))
+    assert figures(one) == figures(two)
+    assert hidden(tmp_path / "two") == []
 
 
 @pytest.mark.parametrize("bad", [
@@ -243,7 +342,7 @@ def test_sigterm_leaves_no_temporary_and_no_report(tmp_path: Path) -> None:
     try:
         deadline = time.monotonic() + 120  # a guard against a hang, not a timing assertion
         while proc.poll() is None and time.monotonic() < deadline and (
-                stale.exists() or not any(p.name.startswith(".report.") for p in out.iterdir())):
+                stale.exists() or not list((out / "report" / "finished" / "static").glob("[!.]*.json"))):
             time.sleep(0.05)
         assert proc.poll() is None, proc.communicate()
         proc.send_signal(signal.SIGTERM)
@@ -251,4 +350,20 @@ def test_sigterm_leaves_no_temporary_and_no_report(tmp_path: Path) -> None:
     finally:
         proc.kill()
     assert proc.returncode == 143 and stderr.strip().splitlines()[-1].startswith("terminated"), stderr
-    assert list(out.iterdir()) == []
+    assert [p.name for p in out.iterdir()] == ["report"] and hidden(out) == []  # resumable, no temporary
+    assert (out / "report" / "settings.json").is_file() and not (out / "report" / "summary.json").exists()
+
+
+def test_shards_deal_every_pair_to_exactly_one_rank() -> None:
+    from eval.parallel import Shard
+    from tracker.sequences import Sequence
+
+    seqs = [Sequence(f"s{i}", [Path(f"{k}.jpg") for k in range(n)], np.ones((n, 4)), "otb")
+            for i, n in enumerate([5, 50, 7, 30, 30, 2, 9])]
+    pairs = [(t, None, s) for t in ("a", "b") for s in seqs]
+    shares = [Shard(rank, 3).share(pairs) for rank in range(3)]
+    dealt = [(t, s.name) for share in shares for t, _, s in share]
+    assert sorted(dealt) == sorted((t, s.name) for t, _, s in pairs)  # all, none twice
+    assert shares == [Shard(rank, 3).share(list(pairs)) for rank in range(3)]  # the same deal every time
+    assert max(map(len, shares)) - min(map(len, shares)) <= 1
+    assert Shard.from_env() is None or Shard.from_env().world > 1

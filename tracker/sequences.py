@@ -30,7 +30,8 @@ from backbones.cli import UsageError
 from tracker.boxes import check_init_box
 
 IMAGE_EXTS = frozenset({".jpg", ".jpeg", ".png", ".bmp"})
-SUPPORTED = ("OTB/DTB70 <seq>/img/ + groundtruth_rect[.N].txt; VOT <seq>/[color/] + groundtruth.txt; "
+SUPPORTED = ("OTB/DTB70 <seq>/img/ + groundtruth_rect[.N].txt; LaSOT <seq>/img/ + groundtruth.txt; "
+             "VOT <seq>/[color/] + groundtruth.txt; "
              "UAV123 data_seq/<set>/<seq>/ + anno/<set>/<seq>[_k].txt; GOT-10k <split>/<seq>/groundtruth.txt")
 LIMIT = 100_000.0  # pixels: beyond any benchmark frame, so a coordinate past it means a corrupt file
 _OTB_MULTI = re.compile(r"^groundtruth_rect\.(\d+)\.txt$")
@@ -282,11 +283,15 @@ def _otb(folder: Path) -> list[Sequence]:
     multi = sorted((int(m.group(1)), folder / m.group(0))
                    for m in (_OTB_MULTI.match(p.name) for p in folder.iterdir()) if m)
     # When numbered files exist a plain groundtruth_rect.txt is conventionally a copy of .1: use the numbered.
-    annos = [(f"{folder.name}.{k}", p) for k, p in multi] or [(folder.name, folder / "groundtruth_rect.txt")]
+    single = folder / "groundtruth_rect.txt"
+    lasot = not multi and not single.is_file()  # LaSOT: img/ + groundtruth.txt (1-based x,y,w,h)
+    annos = [(f"{folder.name}.{k}", p) for k, p in multi] or [(folder.name, folder / "groundtruth.txt"
+                                                               if lasot else single)]
     frames = _images(folder / "img")
     dtb = any(p.lower() == "dtb70" for p in folder.parts) or (bool(frames) and len(frames[0].stem) == 5)
+    kind = "lasot" if lasot else "dtb70" if dtb else "otb"
     # Rows map to the sorted image files from the first one present (an OTB folder starting at 0300.jpg).
-    return [_sequence(name, frames, path, "dtb70" if dtb else "otb") for name, path in annos]
+    return [_sequence(name, frames, path, kind) for name, path in annos]
 
 
 def _is_got10k(folder: Path) -> bool:
@@ -438,8 +443,9 @@ def _uav123(folder: Path, root: Path | None) -> list[Sequence]:
 def _layout(folder: Path) -> str | None:
     """Which reader handles ``folder`` ('otb' covers DTB70, 'vot' covers GOT-10k), or None."""
     numbered = (_OTB_MULTI.match(p.name) for p in folder.glob("groundtruth_rect.*.txt"))
-    if (folder / "img").is_dir() and ((folder / "groundtruth_rect.txt").is_file() or any(numbered)):
-        return "otb"
+    if (folder / "img").is_dir() and any(((folder / "groundtruth_rect.txt").is_file(), any(numbered),
+                                          (folder / "groundtruth.txt").is_file())):
+        return "otb"  # (and LaSOT: img/ + groundtruth.txt)
     if (folder / "groundtruth.txt").is_file():
         return "vot"
     if folder.parent.parent.name == "data_seq" and _uav_annos(folder):
