@@ -107,6 +107,27 @@ def pack(x: torch.Tensor, groups: int, path: str, threads: int, reuse: dict | No
     return out
 
 
+def bn_pack(x: torch.Tensor, mult: torch.Tensor, shift: torch.Tensor, groups: int, path: str, threads: int,
+            reuse: dict | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """A batch norm ``fma(x, mult, shift)`` per channel fused with sign-packing its result, in one pass.
+
+    Returns the float result (NCHW, channels_last memory) and its packed signs as ``pack`` writes them.
+    """
+    n, c, h, w = x.shape
+    if path == "torch":
+        out = fma(x, mult.view(1, -1, 1, 1), shift.view(1, -1, 1, 1)).contiguous(memory_format=torch.channels_last)
+        return out, pack_torch(out, groups)
+    _check_float_nhwc(x, "batch-norm input")
+    last, dtype = packed_format(path, c // groups)
+    out = buffer(reuse, "bn", (n, c, h, w), torch.float32, torch.channels_last)
+    packed = buffer(reuse, "bn_pack", (n, h, w, groups, last), dtype)
+    sn, _, sh, sw = x.stride()
+    _bitops.bn_pack(PATH_IDS[path], threads, x.data_ptr(), n, h, w, c, sn, sh, sw,
+                    _ptr(mult, torch.float32, (c,)), _ptr(shift, torch.float32, (c,)), out.data_ptr(),
+                    packed.data_ptr(), groups, last, int(path == "avx2"))
+    return out, packed
+
+
 def as_words(packed: torch.Tensor, channels: int) -> torch.Tensor:
     """Any path's packed signs [..., last] of ``channels`` per group as 64-bit words [..., Wg]."""
     if packed.dtype == torch.int64:

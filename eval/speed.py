@@ -140,7 +140,8 @@ def packed_unit_timer(embedder, backbone, name: str, x: torch.Tensor, path: str)
         names = list(backbone.units())
         i = names.index(name)
         block = embedder.blocks[i]
-        fused = i > 0 and embedder.blocks[i - 1].binary
+        # packed by the previous binary block's epilogue, or (first block) by the stem's batch-norm pass
+        fused = embedder.blocks[i - 1].binary if i > 0 else embedder.stem_packs
         pack_next = 1 if i + 1 < len(names) and embedder.blocks[i + 1].binary else 0
         pc, skip = block.packed, block.skip(x)
     else:

@@ -253,6 +253,11 @@ AVX2_ATTR static inline void epilogue_avx2(const conv_args *a, int64_t n, int64_
     const float *res = a->res ? a->res + n * a->rsn + oy * a->rsh + ox * a->rsw : NULL;
     float *dst = a->out_int ? NULL : a->out + p * cout;
     const __m256i kv = _mm256_set1_epi32((int)a->kvalid);
+    /* nibble-byte output of 8-channel chunks inside one group: packed right here, from the registers */
+    const int64_t cg2 = a->pout ? cout / a->g2 : 1;
+    uint8_t *nib = a->pout && a->nib_out && cg2 % 8 == 0 && vec == cout ? (uint8_t *)a->pout + p * a->g2 * a->wg2 : NULL;
+    uint8_t *nibp = nib;  /* where the next 8 channels' two nibble bytes go */
+    int64_t left = cg2;   /* channels left in the current output group */
     for (int64_t o = 0; o < vec; o += 8) {
         __m256i d = _mm256_sub_epi32(kv, _mm256_slli_epi32(_mm256_loadu_si256((const __m256i *)(pop + o)), 1));
         if (corr) d = _mm256_sub_epi32(d, _mm256_loadu_si256((const __m256i *)(corr + o)));
@@ -260,9 +265,20 @@ AVX2_ATTR static inline void epilogue_avx2(const conv_args *a, int64_t n, int64_
                                    _mm256_loadu_ps(a->mult + o), _mm256_loadu_ps(a->shift + o));
         if (res) v = _mm256_add_ps(v, _mm256_loadu_ps(res + o));
         _mm256_storeu_ps(dst + o, v);
+        if (nib) {
+            const int m = _mm256_movemask_ps(_mm256_cmp_ps(v, _mm256_setzero_ps(), _CMP_NGE_UQ));
+            memcpy(nibp, &NIB_PAIR[m], 2);
+            nibp += 2;
+            left -= 8;
+            if (left == 0) {  /* next group: its bytes start wg2 after the previous group's */
+                nib += a->wg2;
+                nibp = nib;
+                left = cg2;
+            }
+        }
     }
     epilogue_scalar(a, n, oy, ox, pop, vec);
-    if (!a->pout || a->out_int) return;
+    if (!a->pout || a->out_int || nib) return;
     if (a->nib_out) {
         pack_nib_avx2(dst, cout, a->g2, a->wg2, (uint8_t *)a->pout + p * a->g2 * a->wg2);
         return;
@@ -545,6 +561,63 @@ static PyObject *py_pack(PyObject *self, PyObject *args) {
     Py_RETURN_NONE;
 }
 
+/* One pixel of bn_pack: out = fma(x, mult, shift) (torch's batch norm rounding) and its signs packed. */
+static inline void bn_pixel_scalar(const float *x, const float *mult, const float *shift, int64_t c, float *out) {
+    for (int64_t k = 0; k < c; k++) out[k] = fmaf(x[k], mult[k], shift[k]);
+}
+
+#ifdef B2_X86
+AVX2_ATTR static inline void bn_pixel_avx2(const float *x, const float *mult, const float *shift, int64_t c,
+                                           float *out) {
+    int64_t k = 0;
+    for (; k + 8 <= c; k += 8)
+        _mm256_storeu_ps(out + k, _mm256_fmadd_ps(_mm256_loadu_ps(x + k), _mm256_loadu_ps(mult + k),
+                                                  _mm256_loadu_ps(shift + k)));
+    bn_pixel_scalar(x + k, mult + k, shift + k, c - k, out + k);
+}
+#endif
+
+/* bn_pack(path, threads, x, n, h, w, c, sn, sh, sw, mult, shift, out, pout, g, last, nib): a batch norm
+ * (out = fma(x, mult, shift), NHWC float, contiguous) fused with sign-packing its result into pout, as pack
+ * writes it: the stem's batch norm feeding a binary unit costs one pass instead of two. */
+static PyObject *py_bn_pack(PyObject *self, PyObject *args) {
+    (void)self;
+    int path, threads, nib;
+    unsigned long long px, pm, ps, po, pp;
+    long long n, h, w, c, sn, sh, sw, g, last;
+    if (!PyArg_ParseTuple(args, "iiKLLLLLLLKKKKLLi", &path, &threads, &px, &n, &h, &w, &c, &sn, &sh, &sw, &pm, &ps,
+                          &po, &pp, &g, &last, &nib))
+        return NULL;
+    if (!check_path(path)) return NULL;
+    const float *x = (const float *)(uintptr_t)px, *mult = (const float *)(uintptr_t)pm;
+    const float *shift = (const float *)(uintptr_t)ps;
+    float *out = (float *)(uintptr_t)po;
+    if (threads < 1) threads = 1;
+    Py_BEGIN_ALLOW_THREADS
+    #pragma omp parallel for num_threads(threads) schedule(static)
+    for (long long r = 0; r < n * h; r++) {
+        const long long ni = r / h, yi = r % h;
+        for (long long xi = 0; xi < w; xi++) {
+            const long long at = (ni * h + yi) * w + xi;
+            const float *src = x + ni * sn + yi * sh + xi * sw;
+            float *dst = out + at * c;
+#ifdef B2_X86
+            if (path != PATH_PORTABLE) {
+                bn_pixel_avx2(src, mult, shift, c, dst);
+                if (nib) pack_nib_avx2(dst, c, g, last, (uint8_t *)(uintptr_t)pp + at * g * last);
+                else pack_avx2(dst, c, g, last, (uint64_t *)(uintptr_t)pp + at * g * last);
+                continue;
+            }
+#endif
+            bn_pixel_scalar(src, mult, shift, c, dst);
+            if (nib) pack_nib_scalar(dst, c, g, last, (uint8_t *)(uintptr_t)pp + at * g * last);
+            else pack_scalar(dst, c, g, last, (uint64_t *)(uintptr_t)pp + at * g * last);
+        }
+    }
+    Py_END_ALLOW_THREADS
+    Py_RETURN_NONE;
+}
+
 /* keep_heap(): glibc returns every freed block over the mmap threshold to the system, so each frame's
  * large activations page-fault again; keep them in the heap instead (process-wide, FP paths too). */
 static PyObject *py_keep_heap(PyObject *self, PyObject *args) {
@@ -563,6 +636,7 @@ static PyMethodDef methods[] = {
     {"supported", py_supported, METH_VARARGS, "supported(path) -> bool: does this CPU run the path."},
     {"conv", py_conv, METH_VARARGS, "Packed XNOR-popcount convolution (see bitops.c)."},
     {"pack", py_pack, METH_VARARGS, "Sign-pack a float NHWC tensor into 64-bit words."},
+    {"bn_pack", py_bn_pack, METH_VARARGS, "Batch norm (fused multiply-add) and sign-packing in one pass."},
     {NULL, NULL, 0, NULL},
 };
 
