@@ -46,6 +46,8 @@ typedef struct {
     int64_t dense;          /* 1: im2col rows are the K valid bits back to back (see im2col_dense) */
     int64_t ng;             /* AVX2 input: nibble bytes per group and pixel ([N, H, W, G, ng] uint8, 4 * nibble) */
     int64_t nib_out;        /* 1: pout is nibble bytes [N, OH, OW, G2, wg2 = nibbles per group] (AVX2 input) */
+    int64_t cg2;            /* derived (py_conv): output channels per packed-output group */
+    int64_t nib_fast;       /* derived: the AVX2 epilogue packs nibble bytes from its registers */
 } conv_args;
 
 /* ---- shared pieces: im2col of one output pixel, the epilogue, sign packing ---- */
@@ -252,32 +254,34 @@ AVX2_ATTR static inline void epilogue_avx2(const conv_args *a, int64_t n, int64_
     const int32_t *corr = a->corr ? a->corr + (oy * a->ow + ox) * cout : NULL;
     const float *res = a->res ? a->res + n * a->rsn + oy * a->rsh + ox * a->rsw : NULL;
     float *dst = a->out_int ? NULL : a->out + p * cout;
+    const float *const scale = a->scale, *const mult = a->mult, *const shift = a->shift;
     const __m256i kv = _mm256_set1_epi32((int)a->kvalid);
     /* nibble-byte output of 8-channel chunks inside one group: packed right here, from the registers */
-    const int64_t cg2 = a->pout ? cout / a->g2 : 1;
-    uint8_t *nib = a->pout && a->nib_out && cg2 % 8 == 0 && vec == cout ? (uint8_t *)a->pout + p * a->g2 * a->wg2 : NULL;
+    const int64_t cg2 = a->cg2, wg2 = a->wg2;
+    uint8_t *nib = a->nib_fast ? (uint8_t *)a->pout + p * a->g2 * wg2 : NULL;
     uint8_t *nibp = nib;  /* where the next 8 channels' two nibble bytes go */
     int64_t left = cg2;   /* channels left in the current output group */
     for (int64_t o = 0; o < vec; o += 8) {
         __m256i d = _mm256_sub_epi32(kv, _mm256_slli_epi32(_mm256_loadu_si256((const __m256i *)(pop + o)), 1));
         if (corr) d = _mm256_sub_epi32(d, _mm256_loadu_si256((const __m256i *)(corr + o)));
-        __m256 v = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_loadu_ps(a->scale + o), _mm256_cvtepi32_ps(d)),
-                                   _mm256_loadu_ps(a->mult + o), _mm256_loadu_ps(a->shift + o));
+        __m256 v = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_loadu_ps(scale + o), _mm256_cvtepi32_ps(d)),
+                                   _mm256_loadu_ps(mult + o), _mm256_loadu_ps(shift + o));
         if (res) v = _mm256_add_ps(v, _mm256_loadu_ps(res + o));
         _mm256_storeu_ps(dst + o, v);
         if (nib) {
             const int m = _mm256_movemask_ps(_mm256_cmp_ps(v, _mm256_setzero_ps(), _CMP_NGE_UQ));
-            memcpy(nibp, &NIB_PAIR[m], 2);
+            const uint16_t pair = NIB_PAIR[m];
+            memcpy(nibp, &pair, 2);
             nibp += 2;
             left -= 8;
             if (left == 0) {  /* next group: its bytes start wg2 after the previous group's */
-                nib += a->wg2;
+                nib += wg2;
                 nibp = nib;
                 left = cg2;
             }
         }
     }
-    epilogue_scalar(a, n, oy, ox, pop, vec);
+    if (vec < cout || a->out_int) epilogue_scalar(a, n, oy, ox, pop, vec);
     if (!a->pout || a->out_int || nib) return;
     if (a->nib_out) {
         pack_nib_avx2(dst, cout, a->g2, a->wg2, (uint8_t *)a->pout + p * a->g2 * a->wg2);
@@ -344,7 +348,7 @@ AVX2_ATTR static inline __attribute__((always_inline)) void nib_tile(
     int32_t *const *pop, const int P, const int B) {
     const __m256i zero = _mm256_setzero_si256();
     const uint8_t *lut = &NIBBLE_LUT[0][0];
-    __m256i acc[8], lo[8], hi[8];
+    __m256i acc[12], lo[12], hi[12];
     for (int i = 0; i < P * B; i++) acc[i] = lo[i] = hi[i] = zero;
     int64_t cap = 63;
     for (int64_t t = 0; t < taps; t++) {
@@ -383,12 +387,13 @@ AVX2_ATTR static inline __attribute__((always_inline)) void nib_tile(
  * pixels past the row's end repeat its last pixel (computed, not stored). */
 AVX2_ATTR static inline __attribute__((always_inline)) void nib_pixels(const conv_args *a, int64_t n, int64_t oy,
                                                                        int64_t ox, const int64_t *toff,
+                                                                       int64_t taps, int64_t run,
                                                                        int32_t *popbuf, const int P) {
-    const int64_t cout = a->g * a->og, nb = (a->og + 31) / 32, taps = a->kh * a->kw, ng = a->ng;
-    const int64_t bstride = taps * ng * 32, pix = a->g * ng;
+    const int64_t cout = a->g * a->og, nb = (a->og + 31) / 32, ng = a->ng;
+    const int64_t bstride = taps * run * 32, pix = a->g * ng;
     const uint8_t *x = (const uint8_t *)a->x, *wts = (const uint8_t *)a->w;
-    const uint8_t *px[8];
-    int32_t *pop[8];
+    const uint8_t *px[12];
+    int32_t *pop[12];
     for (int64_t g = 0; g < a->g; g++) {
         for (int p = 0; p < P; p++) {
             const int64_t xo = ox + p < a->ow ? ox + p : a->ow - 1;
@@ -398,9 +403,9 @@ AVX2_ATTR static inline __attribute__((always_inline)) void nib_pixels(const con
             const uint8_t *wb = wts + (g * nb + b) * bstride;
             for (int p = 0; p < P; p++) pop[p] = popbuf + p * (cout + 32 * 4) + g * a->og + 32 * b;
             const int64_t left = nb - b;
-            if (P == 2 && left >= 4) { nib_tile(px, toff, taps, ng, wb, bstride, pop, 2, 4); b += 4; }
-            else if (P <= 4 && left >= 2) { nib_tile(px, toff, taps, ng, wb, bstride, pop, P, 2); b += 2; }
-            else { nib_tile(px, toff, taps, ng, wb, bstride, pop, P, 1); b += 1; }
+            if (P == 2 && left >= 4) { nib_tile(px, toff, taps, run, wb, bstride, pop, 2, 4); b += 4; }
+            else if (P <= 4 && left >= 2) { nib_tile(px, toff, taps, run, wb, bstride, pop, P, 2); b += 2; }
+            else { nib_tile(px, toff, taps, run, wb, bstride, pop, P, 1); b += 1; }
         }
     }
     for (int p = 0; p < P && ox + p < a->ow; p++) epilogue_avx2(a, n, oy, ox + p, popbuf + p * (cout + 32 * 4));
@@ -411,22 +416,27 @@ AVX2_ATTR static inline __attribute__((always_inline)) void nib_pixels(const con
  * weight vector. Weights: [G][ceil(Og/32)][kh * kw][ng][32] nibble bytes. */
 AVX2_ATTR static void conv_avx2(const conv_args *a, int threads) {
     const int64_t cout = a->g * a->og, rows = a->n * a->oh, nb = (a->og + 31) / 32;
-    const int P = nb >= 4 ? 2 : nb >= 2 ? 4 : 8;
+    const int P = nb >= 4 ? 2 : nb >= 2 ? 4 : 8;  /* tiles of 8 counters (16 ymm registers) */
+    /* runs of contiguous input bytes: with one group a kernel row's kw taps are adjacent pixels, so one
+     * run of kw * ng bytes per kernel row (the weights' [taps][ng] order is the same); else one per tap */
     int64_t toff[1024];
-    const int64_t taps = a->kh * a->kw, pix = a->g * a->ng;
+    const int64_t pix = a->g * a->ng, rowrun = a->g == 1;
+    const int64_t taps = rowrun ? a->kh : a->kh * a->kw, run = rowrun ? a->kw * a->ng : a->ng;
     for (int64_t ky = 0; ky < a->kh; ky++)
         for (int64_t kx = 0; kx < a->kw; kx++) toff[ky * a->kw + kx] = (ky * a->wd + kx) * pix;
-    (void)taps;
+    if (rowrun)
+        for (int64_t ky = 0; ky < a->kh; ky++) toff[ky] = ky * a->wd * pix;
     #pragma omp parallel num_threads(threads)
     {
-        int32_t *popbuf = aligned_alloc(64, (size_t)(8 * (cout + 32 * 4)) * sizeof(int32_t) + 64);
+        const size_t popbytes = (size_t)(8 * (cout + 32 * 4)) * sizeof(int32_t);
+        int32_t *popbuf = aligned_alloc(64, (popbytes + 127) / 64 * 64);  /* a multiple of the alignment */
         #pragma omp for schedule(static)
         for (int64_t r = 0; r < rows; r++) {
             const int64_t n = r / a->oh, oy = r % a->oh;
             for (int64_t ox = 0; ox < a->ow; ox += P) {
-                if (P == 2) nib_pixels(a, n, oy, ox, toff, popbuf, 2);
-                else if (P == 4) nib_pixels(a, n, oy, ox, toff, popbuf, 4);
-                else nib_pixels(a, n, oy, ox, toff, popbuf, 8);
+                if (P == 2) nib_pixels(a, n, oy, ox, toff, taps, run, popbuf, 2);
+                else if (P == 4) nib_pixels(a, n, oy, ox, toff, taps, run, popbuf, 4);
+                else nib_pixels(a, n, oy, ox, toff, taps, run, popbuf, 8);
             }
         }
         free(popbuf);
@@ -492,6 +502,8 @@ static PyObject *py_conv(PyObject *self, PyObject *args) {
                           &pint, &pout_f, &pscale, &pmult, &pshift, &pres, &a.rsn, &a.rsh, &a.rsw, &ppout, &a.g2, &a.wg2, &a.dense, &a.ng, &a.nib_out))
         return NULL;
     if (!check_path(path)) return NULL;
+    a.cg2 = a.g2 > 0 ? a.g * a.og / a.g2 : 1;
+    a.nib_fast = ppout && a.nib_out && !pint && a.cg2 % 8 == 0 && (a.g * a.og) % 8 == 0;
     if (path == PATH_AVX2 && (a.ng < 1 || a.kvalid > 65535 || a.kh * a.kw > 1024)) {
         PyErr_SetString(PyExc_ValueError, "the avx2 kernel needs nibble input, K < 65536 and at most 1024 taps");
         return NULL;
