@@ -301,6 +301,29 @@ AVX2_ATTR static inline void epilogue_avx2(const conv_args *a, int64_t n, int64_
     }
 }
 
+/* epilogue_avx2 without its branches, for the common case: float output, no padding correction, one
+ * output group (or no packed output), cout a multiple of 8; RES and NIB constant after inlining. */
+AVX2_ATTR static inline __attribute__((always_inline)) void epilogue_fast(const conv_args *a, int64_t n, int64_t oy,
+                                                                          int64_t ox, const int32_t *pop,
+                                                                          const int RES, const int NIB) {
+    const int64_t cout = a->og, p = (n * a->oh + oy) * a->ow + ox;
+    const float *res = RES ? a->res + n * a->rsn + oy * a->rsh + ox * a->rsw : NULL;
+    float *dst = a->out + p * cout;
+    uint8_t *nib = NIB ? (uint8_t *)a->pout + p * a->wg2 : NULL;
+    const __m256i kv = _mm256_set1_epi32((int)a->kvalid);
+    for (int64_t o = 0; o < cout; o += 8) {
+        const __m256i d = _mm256_sub_epi32(kv, _mm256_slli_epi32(_mm256_loadu_si256((const __m256i *)(pop + o)), 1));
+        __m256 v = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_loadu_ps(a->scale + o), _mm256_cvtepi32_ps(d)),
+                                   _mm256_loadu_ps(a->mult + o), _mm256_loadu_ps(a->shift + o));
+        if (RES) v = _mm256_add_ps(v, _mm256_loadu_ps(res + o));
+        _mm256_storeu_ps(dst + o, v);
+        if (NIB) {
+            const uint16_t pair = NIB_PAIR[_mm256_movemask_ps(_mm256_cmp_ps(v, _mm256_setzero_ps(), _CMP_NGE_UQ))];
+            memcpy(nib + o / 4, &pair, 2);
+        }
+    }
+}
+
 #define DEFINE_SIMD(NAME, ATTR, BLOCK)                                                             \
     ATTR static void NAME(const conv_args *a, int threads) {                                      \
         const int64_t kk = row_words(a), cout = a->g * a->og;                                     \
@@ -408,7 +431,15 @@ AVX2_ATTR static inline __attribute__((always_inline)) void nib_pixels(const con
             else { nib_tile(px, toff, taps, run, wb, bstride, pop, P, 1); b += 1; }
         }
     }
-    for (int p = 0; p < P && ox + p < a->ow; p++) epilogue_avx2(a, n, oy, ox + p, popbuf + p * (cout + 32 * 4));
+    const int fast = a->g == 1 && !a->corr && !a->out_int && cout % 8 == 0 && (!a->pout || (a->nib_fast && a->g2 == 1));
+    for (int p = 0; p < P && ox + p < a->ow; p++) {
+        const int32_t *pp = popbuf + p * (cout + 32 * 4);
+        if (!fast) epilogue_avx2(a, n, oy, ox + p, pp);
+        else if (a->res && a->pout) epilogue_fast(a, n, oy, ox + p, pp, 1, 1);
+        else if (a->res) epilogue_fast(a, n, oy, ox + p, pp, 1, 0);
+        else if (a->pout) epilogue_fast(a, n, oy, ox + p, pp, 0, 1);
+        else epilogue_fast(a, n, oy, ox + p, pp, 0, 0);
+    }
 }
 
 /* AVX2: nibble lookup with the weights as the shuffle index, read straight from the nibble-byte input
