@@ -115,7 +115,8 @@ def bn_pack(x: torch.Tensor, mult: torch.Tensor, shift: torch.Tensor, groups: in
     """
     n, c, h, w = x.shape
     if path == "torch":
-        out = fma(x, mult.view(1, -1, 1, 1), shift.view(1, -1, 1, 1)).contiguous(memory_format=torch.channels_last)
+        out = fma(x, mult.view(1, -1, 1, 1), shift.view(1, -1, 1, 1))
+        out = out.contiguous(memory_format=torch.channels_last)
         return out, pack_torch(out, groups)
     _check_float_nhwc(x, "batch-norm input")
     last, dtype = packed_format(path, c // groups)

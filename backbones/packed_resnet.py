@@ -58,8 +58,8 @@ class PackedResNet:
         self.stem = backbone.stem
         self.blocks = [_Block(b) for layer in (backbone.layer1, backbone.layer2) for b in layer]
         conv, bn = backbone.stem[0], backbone.stem[1]
-        self.stem_packs = (self.blocks[0].binary and len(backbone.stem) == 2 and isinstance(bn, nn.BatchNorm2d)
-                           and conv.bias is None)
+        self.stem_packs = (self.blocks[0].binary and len(backbone.stem) == 2
+                           and isinstance(bn, nn.BatchNorm2d) and conv.bias is None)
         if self.stem_packs:
             self.stem_conv = conv
             self.stem_terms = bn_terms(bn, conv.bias, conv.out_channels)
