@@ -3,6 +3,8 @@
 Bit convention (bitops.c): a set bit is a negative value (``!(x >= 0)``, so sign(0) = +1); unused tail
 bits are 0 in inputs and weights, so ``dot = K - 2 * popcount(x ^ w)`` never counts them.
 ``B2TRACK_KERNEL=avx512|avx2|portable|torch`` forces a path; by default the fastest the CPU runs.
+The ``avx2`` path keeps activations as nibble bytes (``packed_format``), the others as 64-bit words;
+``as_words`` converts either to words (tests compare paths that way).
 """
 from __future__ import annotations
 

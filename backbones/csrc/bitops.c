@@ -5,7 +5,11 @@
  * in inputs and weights, so XOR never counts them: dot = K - 2 * popcount(x ^ w).
  * Layouts: packed activations [N, H, W, G, Wg] uint64; packed weights [Cout, kh, kw, Wg] uint64
  * (output channel o belongs to group o / Og) on the portable path; on AVX-512 blocked [G][ceil(Og/16)][K][16]
- * words (64-bit lanes are output channels, so no horizontal sums); on AVX2 nibbles (see conv_avx2); float tensors NHWC with channel stride 1.
+ * words (64-bit lanes are output channels, so no horizontal sums). AVX2 reads its own activation format,
+ * nibble bytes [N, H, W, G, ceil(Cg/4)] uint8 (byte j = 4 * the bits of channels 4j .. 4j+3, a table
+ * offset), straight from the tensor without im2col, and weights [G][ceil(Og/32)][kh*kw][ceil(Cg/4)][32]
+ * nibble bytes (see conv_avx2); pack, bn_pack and the epilogue write that format on the AVX2 path.
+ * Float tensors NHWC with channel stride 1.
  * Dispatch: one function per path, each compiled with its own target attribute, so the file builds
  * with default flags; the caller picks the path and this file checks the CPU supports it.
  * Threads: OpenMP over output rows (the caller passes torch.get_num_threads()).
