@@ -3,6 +3,8 @@
 Bit convention (bitops.c): a set bit is a negative value (``!(x >= 0)``, so sign(0) = +1); unused tail
 bits are 0 in inputs and weights, so ``dot = K - 2 * popcount(x ^ w)`` never counts them.
 ``B2TRACK_KERNEL=avx512|avx2|portable|torch`` forces a path; by default the fastest the CPU runs.
+The ``avx2`` path keeps activations as nibble bytes (``packed_format``), the others as 64-bit words;
+``as_words`` converts either to words (tests compare paths that way).
 """
 from __future__ import annotations
 
@@ -81,17 +83,62 @@ def pack_torch(x: torch.Tensor, groups: int) -> torch.Tensor:
     return (neg << _SHIFTS).sum(-1)  # distinct bits: the sum is the OR (bit 63 wraps to the sign bit)
 
 
+def nibbles(bits: int) -> int:
+    """4-bit nibbles holding ``bits`` bits."""
+    return (bits + 3) // 4
+
+
+def packed_format(path: str, channels: int) -> tuple[int, torch.dtype]:
+    """(last dim, dtype) of a pixel group's packed signs on ``path``: 64-bit words, or on ``avx2`` one byte
+    per 4 channels holding 4 x their bits (the kernel's table offset, so no shift at run time)."""
+    return (nibbles(channels), torch.uint8) if path == "avx2" else (words(channels), torch.int64)
+
+
 def pack(x: torch.Tensor, groups: int, path: str, threads: int, reuse: dict | None = None) -> torch.Tensor:
-    """Sign-pack a float NCHW tensor whose memory is NHWC-strided (channel stride 1) on a C path."""
+    """Sign-pack a float NCHW tensor whose memory is NHWC-strided (channel stride 1) on a C path:
+    [N, H, W, G, last] in ``packed_format(path, C / G)``."""
     if path == "torch":
         return pack_torch(x, groups)
     n, c, h, w = x.shape
     _check_float_nhwc(x, "pack input")
-    wg = words(c // groups)
-    out = buffer(reuse, "pack", (n, h, w, groups, wg), torch.int64)
+    last, dtype = packed_format(path, c // groups)
+    out = buffer(reuse, "pack", (n, h, w, groups, last), dtype)
     sn, _, sh, sw = x.stride()
-    _bitops.pack(PATH_IDS[path], threads, x.data_ptr(), n, h, w, c, sn, sh, sw, out.data_ptr(), groups, wg)
+    _bitops.pack(PATH_IDS[path], threads, x.data_ptr(), n, h, w, c, sn, sh, sw, out.data_ptr(), groups, last,
+                 int(path == "avx2"))
     return out
+
+
+def bn_pack(x: torch.Tensor, mult: torch.Tensor, shift: torch.Tensor, groups: int, path: str, threads: int,
+            reuse: dict | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """A batch norm ``fma(x, mult, shift)`` per channel fused with sign-packing its result, in one pass.
+
+    Returns the float result (NCHW, channels_last memory) and its packed signs as ``pack`` writes them.
+    """
+    n, c, h, w = x.shape
+    if path == "torch":
+        out = fma(x, mult.view(1, -1, 1, 1), shift.view(1, -1, 1, 1))
+        out = out.contiguous(memory_format=torch.channels_last)
+        return out, pack_torch(out, groups)
+    _check_float_nhwc(x, "batch-norm input")
+    last, dtype = packed_format(path, c // groups)
+    out = buffer(reuse, "bn", (n, c, h, w), torch.float32, torch.channels_last)
+    packed = buffer(reuse, "bn_pack", (n, h, w, groups, last), dtype)
+    sn, _, sh, sw = x.stride()
+    _bitops.bn_pack(PATH_IDS[path], threads, x.data_ptr(), n, h, w, c, sn, sh, sw,
+                    _ptr(mult, torch.float32, (c,)), _ptr(shift, torch.float32, (c,)), out.data_ptr(),
+                    packed.data_ptr(), groups, last, int(path == "avx2"))
+    return out, packed
+
+
+def as_words(packed: torch.Tensor, channels: int) -> torch.Tensor:
+    """Any path's packed signs [..., last] of ``channels`` per group as 64-bit words [..., Wg]."""
+    if packed.dtype == torch.int64:
+        return packed
+    bits = ((packed.to(torch.int64).unsqueeze(-1) >> 2) >> torch.arange(4)) & 1  # [..., ng, 4]
+    bits = bits.flatten(-2)[..., :channels]
+    bits = F.pad(bits, (0, words(channels) * 64 - channels)).unflatten(-1, (-1, 64))
+    return (bits << _SHIFTS).sum(-1)
 
 
 def _check_float_nhwc(x: torch.Tensor, what: str) -> None:
@@ -118,7 +165,8 @@ class PackedWeights:
     """Binary weights packed once: [Cout, kh, kw, Wg] int64 words, with the geometry the kernel needs.
 
     ``blocked`` is the AVX-512 copy: [G, ceil(Og / 16), K, 16] words, zero-filled past Og; ``nibbles``
-    the AVX2 copy: [G, ceil(Og / 32), K, 16, 32] bytes, nibble i of word k for 32 output channels.
+    the AVX2 copy: [G, ceil(Og / 32), kh * kw, ceil(Cg / 4), 32] bytes, nibble j of each tap for 32 output
+    channels (the AVX2 kernel reads the nibble-byte input of ``pack`` directly, no im2col).
     """
 
     words: torch.Tensor
@@ -137,9 +185,12 @@ class PackedWeights:
         grouped = F.pad(self.kernel_words().reshape(g, og, k), (0, 0, 0, nb * BLOCK - og))
         self.blocked = grouped.reshape(g, nb, BLOCK, k).transpose(2, 3).contiguous()
         nb = -(-og // 32)
-        grouped = F.pad(self.kernel_words().reshape(g, og, k), (0, 0, 0, nb * 32 - og))
-        nib = (grouped.unsqueeze(-1) >> (4 * torch.arange(16))) & 15  # [G, nb * 32, K, 16]
-        self.nibbles = nib.reshape(g, nb, 32, k, 16).permute(0, 1, 3, 4, 2).to(torch.uint8).contiguous()
+        kh, kw = self.kernel
+        ng = nibbles(self.kvalid // (kh * kw))
+        nib = (self.words.unsqueeze(-1) >> (4 * torch.arange(16))) & 15  # [Cout, kh, kw, Wg, 16]
+        nib = nib.reshape(g, og, kh * kw, -1)[..., :ng]
+        nib = F.pad(nib, (0, 0, 0, 0, 0, nb * 32 - og))  # [G, nb * 32, taps, ng]
+        self.nibbles = nib.reshape(g, nb, 32, kh * kw, ng).permute(0, 1, 3, 4, 2).to(torch.uint8).contiguous()
 
     @property
     def dense(self) -> bool:
@@ -226,7 +277,8 @@ def conv(xp: torch.Tensor, pw: PackedWeights, stride: tuple[int, int], path: str
     kh, kw = pw.kernel
     oh, ow = (h - kh) // stride[0] + 1, (w - kw) // stride[1] + 1
     cout = pw.out_channels
-    if g != pw.groups or pw.words.shape[-1] != wg or oh < 1 or ow < 1:
+    last, dtype = packed_format(path, pw.kvalid // (kh * kw))
+    if g != pw.groups or last != wg or xp.dtype != dtype or oh < 1 or ow < 1:
         raise ValueError(f"packed input {tuple(xp.shape)} does not fit weights {tuple(pw.words.shape)}")
     corr_ptr = _ptr(corr, torch.int32, (oh, ow, cout))
     if epilogue is None:
@@ -244,8 +296,9 @@ def conv(xp: torch.Tensor, pw: PackedWeights, stride: tuple[int, int], path: str
     packed, pack_args = None, (0, 0, 0)
     if epilogue.pack_groups:
         pg = epilogue.pack_groups
-        packed = buffer(epilogue.reuse, "packed", (n, oh, ow, pg, words(cout // pg)), torch.int64)
-        pack_args = (packed.data_ptr(), pg, packed.shape[-1])
+        plast, pdtype = packed_format(path, cout // pg)
+        packed = buffer(epilogue.reuse, "packed", (n, oh, ow, pg, plast), pdtype)
+        pack_args = (packed.data_ptr(), pg, plast)
     _call_conv(path, threads, xp, pw, n, h, w, g, wg, stride, oh, ow, corr_ptr, 0, out.data_ptr(),
                _ptr(epilogue.scale, torch.float32, (cout,)), _ptr(epilogue.mult, torch.float32, (cout,)),
                _ptr(epilogue.shift, torch.float32, (cout,)), res_args, pack_args)
@@ -276,12 +329,13 @@ def _ptr(t: torch.Tensor | None, dtype: torch.dtype, shape: tuple[int, ...]) -> 
 
 def _call_conv(path, threads, xp, pw, n, h, w, g, wg, stride, oh, ow, corr, out_int, out, scale=0, mult=0,
                shift=0, res_args=(0, 0, 0, 0), pack_args=(0, 0, 0)) -> None:
-    if xp.dtype != torch.int64 or not xp.is_contiguous():
-        raise ValueError("packed input must be a contiguous int64 tensor")
+    if not xp.is_contiguous():
+        raise ValueError("packed input must be a contiguous tensor")
     kh, kw = pw.kernel
+    nib = path == "avx2"
     _bitops.conv(PATH_IDS[path], threads, xp.data_ptr(), pw.for_path(path).data_ptr(), n, h, w, g, wg,
                  pw.out_channels // g, kh, kw, stride[0], stride[1], oh, ow, pw.kvalid, corr, out_int, out,
-                 scale, mult, shift, *res_args, *pack_args, int(pw.dense))
+                 scale, mult, shift, *res_args, *pack_args, int(pw.dense), wg if nib else 0, int(nib))
 
 
 def fma(x: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:

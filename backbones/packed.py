@@ -2,9 +2,10 @@
 
 ``PackedConv`` is one binary unit (sign -> binary conv with alpha -> its BN) as sign-pack, bit-domain
 im2col, XNOR-popcount and a float epilogue ``scale * dot + shift``; it is exact for any K, stride,
-groups and zero padding. ``backbones.packed_embed.packed_embedder(backbone)`` returns an inference-only ``embed``: for
-``resnet`` a fused runner (BNs folded into convs, the residual add and the next unit's sign-packing
-fused into the epilogue, NHWC throughout); for other backbones a copy with binary units swapped.
+groups and zero padding. ``backbones.packed_embed.packed_embedder(backbone)`` returns an inference-only
+``embed``: for ``resnet`` a fused runner (BNs folded into convs, the residual add and the next unit's
+sign-packing fused into the epilogue, NHWC throughout); for other backbones a copy with binary units
+swapped.
 Training and MixBin keep the float modules; nothing here changes the model it reads.
 """
 from __future__ import annotations

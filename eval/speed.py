@@ -47,7 +47,8 @@ def load_default_clip(max_frames: int) -> tuple[str, list[np.ndarray], np.ndarra
     except ImportError:
         return load_video(FALLBACK_CLIP, max_frames)
     frames, boxes = make_sample()
-    return "the built-in sample", [np.asarray(f) for f in list(frames)[:max_frames]], np.asarray(boxes[0], float)
+    clip = [np.asarray(f) for f in list(frames)[:max_frames]]
+    return "the built-in sample", clip, np.asarray(boxes[0], float)
 
 
 def read_init(path: Path, frame: np.ndarray) -> np.ndarray:
@@ -89,6 +90,10 @@ def load_images(folder: Path, max_frames: int) -> tuple[str, list[np.ndarray], n
 
 STATISTICS = {"median": statistics.median, "min": min}
 STATISTIC = ["median"]  # set from --statistic; min is steadier on a busy machine
+# --clock: wall time, or the process's CPU time (all its threads), which a busy machine's preemption does not
+# inflate; with one thread it is the work each variant does, the fair comparison when others share the cores
+CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
+CLOCK = [CLOCKS["wall"]]
 
 
 def interleaved_ms(fns: dict[str, Callable[[], object]], repeats: int, warmup: int = 2) -> dict[str, float]:
@@ -101,9 +106,9 @@ def interleaved_ms(fns: dict[str, Callable[[], object]], repeats: int, warmup: i
                 fn()
         for _ in range(repeats):
             for name, fn in fns.items():
-                start = time.perf_counter()
+                start = CLOCK[0]()
                 fn()
-                times[name].append(time.perf_counter() - start)
+                times[name].append(CLOCK[0]() - start)
     return {name: 1000 * STATISTICS[STATISTIC[0]](t) for name, t in times.items()}
 
 
@@ -140,7 +145,8 @@ def packed_unit_timer(embedder, backbone, name: str, x: torch.Tensor, path: str)
         names = list(backbone.units())
         i = names.index(name)
         block = embedder.blocks[i]
-        fused = i > 0 and embedder.blocks[i - 1].binary
+        # packed by the previous binary block's epilogue, or (first block) by the stem's batch-norm pass
+        fused = embedder.blocks[i - 1].binary if i > 0 else getattr(embedder, "stem_packs", False)
         pack_next = 1 if i + 1 < len(names) and embedder.blocks[i + 1].binary else 0
         pc, skip = block.packed, block.skip(x)
     else:
@@ -196,9 +202,9 @@ def tracker_fps(trackers: dict[str, object], frames: list[np.ndarray], box: np.n
         t.init(frames[0], box)
     for frame in frames[1:]:
         for name, t in trackers.items():
-            start = time.perf_counter()
+            start = CLOCK[0]()
             t.update(frame)
-            seconds[name] += time.perf_counter() - start
+            seconds[name] += CLOCK[0]() - start
     return {name: (len(frames) - 1) / s for name, s in seconds.items()}
 
 
@@ -241,7 +247,7 @@ def measure(args: argparse.Namespace) -> dict:
     layers = layer_rows(float_sim.model, packed.embed, path, x, args.repeats)
     fps = tracker_fps({"packed": packed, "float": float_sim, "fp": fp}, frames, box)
     return {"checkpoint": args.checkpoint, "kernel": path, "threads": torch.get_num_threads(), "clip": clip,
-            "frames": len(frames), "repeats": args.repeats, "statistic": args.statistic,
+            "frames": len(frames), "repeats": args.repeats, "statistic": args.statistic, "clock": args.clock,
             "budget": round(packed.budget, 4),
             "backbone_ms": backbone,
             "ratio_packed_vs_fp": ratio(backbone["search"]),
@@ -252,7 +258,7 @@ def measure(args: argparse.Namespace) -> dict:
 
 def format_table(r: dict) -> str:
     lines = [(f"{r['checkpoint']} (budget {r['budget']}): kernel {r['kernel']}, {r['threads']} threads, "
-              f"{r['statistic']} of {r['repeats']}"),
+              f"{r['statistic']} of {r['repeats']}, {r['clock']} clock"),
              f"{'backbone ms':<14} {'all-FP':>8} {'float-sim':>10} {'packed':>8} {'packed/FP':>10}"]
     for label, ms in r["backbone_ms"].items():
         lines.append(f"{label:<14} {ms['fp']:8.2f} {ms['float']:10.2f} {ms['packed']:8.2f} "
@@ -284,14 +290,21 @@ def build_parser() -> argparse.ArgumentParser:
                    help="timed repeats per latency, medians reported (default 20)")
     p.add_argument("--statistic", choices=sorted(STATISTICS), default="median",
                    help="latency statistic over the repeats (default median; min resists a busy machine)")
+    p.add_argument("--clock", choices=sorted(CLOCKS), default="wall",
+                   help="wall time (default) or the process's CPU time, which other jobs on the cores do not "
+                        "inflate (needs --threads 1)")
     p.add_argument("--json", action="store_true", help="print exactly one JSON object on stdout")
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.clock == "cpu" and args.threads != 1:
+        raise UsageError(f"--clock cpu needs --threads 1 (got --threads {args.threads}): with more threads "
+                         "the CPU time sums them, and spinning threads inflate it")
     apply_threads(args.threads)
     STATISTIC[0] = args.statistic
+    CLOCK[0] = CLOCKS[args.clock]
     from backbones.checkpoint import read_sidecar
 
     read_sidecar(args.checkpoint)  # a missing or foreign checkpoint: one line, before any work

@@ -86,7 +86,41 @@ def test_paths_agree_bitwise_on_packing():
     x = random_input(2, 130, 6).contiguous(memory_format=torch.channels_last)
     ref = kernels.pack_torch(x, 2)
     for path in PATHS:
-        assert torch.equal(kernels.pack(x, 2, path, 1), ref), path
+        packed = kernels.pack(x, 2, path, 1)
+        assert packed.shape[-1] == kernels.packed_format(path, 65)[0], path
+        assert torch.equal(kernels.as_words(packed, 65), ref), path
+
+
+@pytest.mark.parametrize("path", PATHS)
+@pytest.mark.parametrize("case", [CASES[1], CASES[2], CASES[4]], ids=["groups", "tail", "padded-groups"])
+def test_epilogue_packs_its_output(path, case):
+    """The epilogue's packed signs (for the next unit, any group count) are those of its float output."""
+    cin, cout, k, stride, groups, padding, size = case
+    packed = PackedConv(binary_unit(cin, cout, k, stride, groups, padding))
+    x = random_input(2, cin, size)
+    out_hw = packed.dots(x, "torch").shape[1:3]
+    residual = torch.randn(2, cout, *out_hw).contiguous(memory_format=torch.channels_last)
+    xp = packed.pack_input(x, path, 2)
+    for pack_groups in (1, 2):
+        out, signs = packed.run_packed(xp, tuple(x.shape[2:]), path, 2, residual, pack_groups)
+        ref, _ = packed.run_packed(packed.pack_input(x, "torch", 1), tuple(x.shape[2:]), "torch", 1, residual)
+        assert torch.equal(out, ref)
+        assert torch.equal(kernels.as_words(signs, cout // pack_groups), kernels.pack_torch(ref, pack_groups))
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_bn_pack_is_torch_batch_norm(path):
+    """The stem's fused batch norm + sign-packing rounds as torch's batch norm and packs as ``pack``."""
+    from backbones.packed import bn_terms
+
+    bn = torch.nn.BatchNorm2d(36).eval()
+    random_bn(bn)
+    x = random_input(2, 36, 9).contiguous(memory_format=torch.channels_last)
+    with torch.no_grad():
+        reference = bn(x)
+    out, signs = kernels.bn_pack(x, *bn_terms(bn, None, 36), 2, path, 2)
+    assert torch.equal(out, reference)
+    assert torch.equal(kernels.as_words(signs, 18), kernels.pack_torch(reference, 2))
 
 
 def trained_like(name: str, width: float, states: dict[str, str] | str) -> torch.nn.Module:

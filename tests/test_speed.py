@@ -56,3 +56,9 @@ def test_speed_refuses_a_missing_kernel_path(checkpoint, capsys, monkeypatch):
     assert run_cli(main, ["--checkpoint", str(checkpoint), "--json"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and missing in err and "available:" in err
+
+
+def test_speed_cpu_clock_needs_one_thread(checkpoint, capsys):
+    assert run_cli(main, ["--checkpoint", str(checkpoint), "--clock", "cpu", "--threads", "2", "--json"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--threads 1" in err

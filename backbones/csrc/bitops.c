@@ -5,7 +5,11 @@
  * in inputs and weights, so XOR never counts them: dot = K - 2 * popcount(x ^ w).
  * Layouts: packed activations [N, H, W, G, Wg] uint64; packed weights [Cout, kh, kw, Wg] uint64
  * (output channel o belongs to group o / Og) on the portable path; on AVX-512 blocked [G][ceil(Og/16)][K][16]
- * words (64-bit lanes are output channels, so no horizontal sums); on AVX2 nibbles (see conv_avx2); float tensors NHWC with channel stride 1.
+ * words (64-bit lanes are output channels, so no horizontal sums). AVX2 reads its own activation format,
+ * nibble bytes [N, H, W, G, ceil(Cg/4)] uint8 (byte j = 4 * the bits of channels 4j .. 4j+3, a table
+ * offset), straight from the tensor without im2col, and weights [G][ceil(Og/32)][kh*kw][ceil(Cg/4)][32]
+ * nibble bytes (see conv_avx2); pack, bn_pack and the epilogue write that format on the AVX2 path.
+ * Float tensors NHWC with channel stride 1.
  * Dispatch: one function per path, each compiled with its own target attribute, so the file builds
  * with default flags; the caller picks the path and this file checks the CPU supports it.
  * Threads: OpenMP over output rows (the caller passes torch.get_num_threads()).
@@ -44,6 +48,10 @@ typedef struct {
     uint64_t *pout;         /* optional packed output [N, OH, OW, G2, Wg2] */
     int64_t g2, wg2;
     int64_t dense;          /* 1: im2col rows are the K valid bits back to back (see im2col_dense) */
+    int64_t ng;             /* AVX2 input: nibble bytes per group and pixel ([N, H, W, G, ng] uint8, 4 * nibble) */
+    int64_t nib_out;        /* 1: pout is nibble bytes [N, OH, OW, G2, wg2 = nibbles per group] (AVX2 input) */
+    int64_t cg2;            /* derived (py_conv): output channels per packed-output group */
+    int64_t nib_fast;       /* derived: the AVX2 epilogue packs nibble bytes from its registers */
 } conv_args;
 
 /* ---- shared pieces: im2col of one output pixel, the epilogue, sign packing ---- */
@@ -110,6 +118,19 @@ static inline void pack_scalar(const float *v, int64_t c, int64_t g, int64_t wg,
     }
 }
 
+/* Nibble bytes of signs: byte j of a group holds 4 * (bits of channels 4j .. 4j+3), the AVX2 input format. */
+static inline void pack_nib_scalar(const float *v, int64_t c, int64_t g, int64_t ng, uint8_t *dst) {
+    const int64_t cg = c / g;
+    for (int64_t gi = 0; gi < g; gi++) {
+        const float *src = v + gi * cg;
+        for (int64_t j = 0; j < ng; j++) {
+            unsigned nib = 0;
+            for (int64_t k = 4 * j; k < 4 * j + 4 && k < cg; k++) nib |= (unsigned)(!(src[k] >= 0.0f)) << (k - 4 * j);
+            dst[gi * ng + j] = (uint8_t)(nib << 2);
+        }
+    }
+}
+
 /* Scalar epilogue of one output pixel from its popcounts (int32, one per output channel). */
 static inline void epilogue_scalar(const conv_args *a, int64_t n, int64_t oy, int64_t ox, const int32_t *pop,
                                    int64_t from) {
@@ -131,7 +152,9 @@ static inline void epilogue_scalar(const conv_args *a, int64_t n, int64_t oy, in
 
 static inline void pack_output_scalar(const conv_args *a, int64_t n, int64_t oy, int64_t ox) {
     const int64_t cout = a->g * a->og, p = (n * a->oh + oy) * a->ow + ox;
-    if (a->pout && !a->out_int) pack_scalar(a->out + p * cout, cout, a->g2, a->wg2, a->pout + p * a->g2 * a->wg2);
+    if (!a->pout || a->out_int) return;
+    if (a->nib_out) pack_nib_scalar(a->out + p * cout, cout, a->g2, a->wg2, (uint8_t *)a->pout + p * a->g2 * a->wg2);
+    else pack_scalar(a->out + p * cout, cout, a->g2, a->wg2, a->pout + p * a->g2 * a->wg2);
 }
 
 /* ---- portable path: natural weight layout [Cout][K], scalar popcounts ---- */
@@ -207,6 +230,27 @@ AVX512_ATTR static inline void block16_avx512(const uint64_t *x, const uint64_t 
     _mm256_storeu_si256((__m256i *)(pop + 8), _mm512_cvtepi64_epi32(t1));
 }
 
+/* (m & 15) << 2 and (m >> 4) << 2: the two nibble bytes of an 8-channel sign mask m (little endian). */
+static uint16_t NIB_PAIR[256];
+
+static void init_nib_pair(void) {
+    for (int m = 0; m < 256; m++) NIB_PAIR[m] = (uint16_t)(((m & 15) << 2) | (((m >> 4) << 2) << 8));
+}
+
+/* Nibble-byte sign packing of one pixel (see pack_nib_scalar): eight channels per movemask. */
+AVX2_ATTR static inline void pack_nib_avx2(const float *v, int64_t c, int64_t g, int64_t ng, uint8_t *dst) {
+    const int64_t cg = c / g;
+    if (cg % 8) {
+        pack_nib_scalar(v, c, g, ng, dst);
+        return;
+    }
+    for (int64_t gi = 0; gi < g; gi++, dst += ng, v += cg)
+        for (int64_t j = 0; j < cg; j += 8) {
+            const int m = _mm256_movemask_ps(_mm256_cmp_ps(_mm256_loadu_ps(v + j), _mm256_setzero_ps(), _CMP_NGE_UQ));
+            memcpy(dst + j / 4, &NIB_PAIR[m], 2);
+        }
+}
+
 /* Eight-channel float epilogue and sign packing (output channels o .. o+7). */
 AVX2_ATTR static inline void epilogue_avx2(const conv_args *a, int64_t n, int64_t oy, int64_t ox,
                                            const int32_t *pop) {
@@ -214,17 +258,39 @@ AVX2_ATTR static inline void epilogue_avx2(const conv_args *a, int64_t n, int64_
     const int32_t *corr = a->corr ? a->corr + (oy * a->ow + ox) * cout : NULL;
     const float *res = a->res ? a->res + n * a->rsn + oy * a->rsh + ox * a->rsw : NULL;
     float *dst = a->out_int ? NULL : a->out + p * cout;
+    const float *const scale = a->scale, *const mult = a->mult, *const shift = a->shift;
     const __m256i kv = _mm256_set1_epi32((int)a->kvalid);
+    /* nibble-byte output of 8-channel chunks inside one group: packed right here, from the registers */
+    const int64_t cg2 = a->cg2, wg2 = a->wg2;
+    uint8_t *nib = a->nib_fast ? (uint8_t *)a->pout + p * a->g2 * wg2 : NULL;
+    uint8_t *nibp = nib;  /* where the next 8 channels' two nibble bytes go */
+    int64_t left = cg2;   /* channels left in the current output group */
     for (int64_t o = 0; o < vec; o += 8) {
         __m256i d = _mm256_sub_epi32(kv, _mm256_slli_epi32(_mm256_loadu_si256((const __m256i *)(pop + o)), 1));
         if (corr) d = _mm256_sub_epi32(d, _mm256_loadu_si256((const __m256i *)(corr + o)));
-        __m256 v = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_loadu_ps(a->scale + o), _mm256_cvtepi32_ps(d)),
-                                   _mm256_loadu_ps(a->mult + o), _mm256_loadu_ps(a->shift + o));
+        __m256 v = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_loadu_ps(scale + o), _mm256_cvtepi32_ps(d)),
+                                   _mm256_loadu_ps(mult + o), _mm256_loadu_ps(shift + o));
         if (res) v = _mm256_add_ps(v, _mm256_loadu_ps(res + o));
         _mm256_storeu_ps(dst + o, v);
+        if (nib) {
+            const int m = _mm256_movemask_ps(_mm256_cmp_ps(v, _mm256_setzero_ps(), _CMP_NGE_UQ));
+            const uint16_t pair = NIB_PAIR[m];
+            memcpy(nibp, &pair, 2);
+            nibp += 2;
+            left -= 8;
+            if (left == 0) {  /* next group: its bytes start wg2 after the previous group's */
+                nib += wg2;
+                nibp = nib;
+                left = cg2;
+            }
+        }
     }
-    epilogue_scalar(a, n, oy, ox, pop, vec);
-    if (!a->pout || a->out_int) return;
+    if (vec < cout || a->out_int) epilogue_scalar(a, n, oy, ox, pop, vec);
+    if (!a->pout || a->out_int || nib) return;
+    if (a->nib_out) {
+        pack_nib_avx2(dst, cout, a->g2, a->wg2, (uint8_t *)a->pout + p * a->g2 * a->wg2);
+        return;
+    }
     const int64_t cg = cout / a->g2;
     if (cg % 8) {
         pack_scalar(dst, cout, a->g2, a->wg2, a->pout + p * a->g2 * a->wg2);
@@ -236,6 +302,29 @@ AVX2_ATTR static inline void epilogue_avx2(const conv_args *a, int64_t n, int64_
         for (int64_t c = 0; c < cg; c += 8)
             bytes[c / 8] = (uint8_t)_mm256_movemask_ps(_mm256_cmp_ps(_mm256_loadu_ps(dst + gi * cg + c),
                                                                      _mm256_setzero_ps(), _CMP_NGE_UQ));
+    }
+}
+
+/* epilogue_avx2 without its branches, for the common case: float output, no padding correction, one
+ * output group (or no packed output), cout a multiple of 8; RES and NIB constant after inlining. */
+AVX2_ATTR static inline __attribute__((always_inline)) void epilogue_fast(const conv_args *a, int64_t n, int64_t oy,
+                                                                          int64_t ox, const int32_t *pop,
+                                                                          const int RES, const int NIB) {
+    const int64_t cout = a->og, p = (n * a->oh + oy) * a->ow + ox;
+    const float *res = RES ? a->res + n * a->rsn + oy * a->rsh + ox * a->rsw : NULL;
+    float *dst = a->out + p * cout;
+    uint8_t *nib = NIB ? (uint8_t *)a->pout + p * a->wg2 : NULL;
+    const __m256i kv = _mm256_set1_epi32((int)a->kvalid);
+    for (int64_t o = 0; o < cout; o += 8) {
+        const __m256i d = _mm256_sub_epi32(kv, _mm256_slli_epi32(_mm256_loadu_si256((const __m256i *)(pop + o)), 1));
+        __m256 v = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_loadu_ps(a->scale + o), _mm256_cvtepi32_ps(d)),
+                                   _mm256_loadu_ps(a->mult + o), _mm256_loadu_ps(a->shift + o));
+        if (RES) v = _mm256_add_ps(v, _mm256_loadu_ps(res + o));
+        _mm256_storeu_ps(dst + o, v);
+        if (NIB) {
+            const uint16_t pair = NIB_PAIR[_mm256_movemask_ps(_mm256_cmp_ps(v, _mm256_setzero_ps(), _CMP_NGE_UQ))];
+            memcpy(nib + o / 4, &pair, 2);
+        }
     }
 }
 
@@ -277,124 +366,115 @@ AVX2_ATTR static inline void widen_store(__m256i lo16, __m256i hi16, int32_t *po
     _mm256_storeu_si256((__m256i *)(pop + 24), _mm256_cvtepu16_epi32(_mm256_extracti128_si256(hi16, 1)));
 }
 
-/* Up to four 32-channel blocks (nblk, a constant after inlining) against one im2col row of k words. */
-AVX2_ATTR static inline __attribute__((always_inline)) void nibble_blocks(const uint64_t *x, const uint8_t *w,
-                                                                          int64_t k, int64_t bstride,
-                                                                          int32_t *pop, const int nblk) {
+/* One tile: P pixels (input pixel pointers px[p], group start) x B blocks of 32 output channels, over all
+ * taps (byte offsets toff[t]) and ng nibbles per tap. Input bytes are 4 * nibble, so the table row of an
+ * input nibble is NIBBLE_LUT + 8 * byte; the weight nibbles of 32 channels are the vpshufb index.
+ * Byte counters (at most 4 per step) are widened to 16 bits every 63 steps, 16-bit sums to int32 at the end. */
+AVX2_ATTR static inline __attribute__((always_inline)) void nib_tile(
+    const uint8_t *const *px, const int64_t *toff, int64_t taps, int64_t ng, const uint8_t *w, int64_t bstride,
+    int32_t *const *pop, const int P, const int B) {
     const __m256i zero = _mm256_setzero_si256();
-    __m256i lo[4], hi[4], acc[4];
-    for (int b = 0; b < nblk; b++) lo[b] = hi[b] = zero;
-    for (int64_t k0 = 0; k0 < k; k0 += 3) {
-        const int64_t k1 = k0 + 3 < k ? k0 + 3 : k;
-        for (int b = 0; b < nblk; b++) acc[b] = zero;
-        for (int64_t kw = k0; kw < k1; kw++) {
-            uint64_t word = x[kw];
-            const uint8_t *wq = w + kw * 16 * 32;
-            for (int i = 0; i < 16; i++, word >>= 4, wq += 32) {
-                const __m256i t = _mm256_load_si256((const __m256i *)NIBBLE_LUT[word & 15]);
-                for (int b = 0; b < nblk; b++)
-                    acc[b] = _mm256_add_epi8(acc[b], _mm256_shuffle_epi8(
-                        t, _mm256_loadu_si256((const __m256i *)(wq + b * bstride))));
-            }
-        }
-        for (int b = 0; b < nblk; b++) {
-            lo[b] = _mm256_add_epi16(lo[b], _mm256_unpacklo_epi8(acc[b], zero));
-            hi[b] = _mm256_add_epi16(hi[b], _mm256_unpackhi_epi8(acc[b], zero));
-        }
-    }
-    for (int b = 0; b < nblk; b++) widen_store(lo[b], hi[b], pop + 32 * b);
-}
-
-/* Two pixels (two im2col rows) against up to two 32-channel blocks: the weight loads are shared. */
-AVX2_ATTR static inline __attribute__((always_inline)) void nibble_pair(const uint64_t *x0, const uint64_t *x1,
-                                                                        const uint8_t *w, int64_t k,
-                                                                        int64_t bstride, int32_t *pop0,
-                                                                        int32_t *pop1, const int nblk) {
-    const __m256i zero = _mm256_setzero_si256();
-    __m256i lo[4], hi[4], acc[4];
-    for (int j = 0; j < 2 * nblk; j++) lo[j] = hi[j] = zero;
-    for (int64_t k0 = 0; k0 < k; k0 += 3) {
-        const int64_t k1 = k0 + 3 < k ? k0 + 3 : k;
-        for (int j = 0; j < 2 * nblk; j++) acc[j] = zero;
-        for (int64_t kw = k0; kw < k1; kw++) {
-            uint64_t w0 = x0[kw], w1 = x1[kw];
-            const uint8_t *wq = w + kw * 16 * 32;
-            for (int i = 0; i < 16; i++, w0 >>= 4, w1 >>= 4, wq += 32) {
-                const __m256i t0 = _mm256_load_si256((const __m256i *)NIBBLE_LUT[w0 & 15]);
-                const __m256i t1 = _mm256_load_si256((const __m256i *)NIBBLE_LUT[w1 & 15]);
-                for (int b = 0; b < nblk; b++) {
-                    const __m256i idx = _mm256_loadu_si256((const __m256i *)(wq + b * bstride));
-                    acc[2 * b] = _mm256_add_epi8(acc[2 * b], _mm256_shuffle_epi8(t0, idx));
-                    acc[2 * b + 1] = _mm256_add_epi8(acc[2 * b + 1], _mm256_shuffle_epi8(t1, idx));
+    const uint8_t *lut = &NIBBLE_LUT[0][0];
+    __m256i acc[12], lo[12], hi[12];
+    for (int i = 0; i < P * B; i++) acc[i] = lo[i] = hi[i] = zero;
+    int64_t cap = 63;
+    for (int64_t t = 0; t < taps; t++) {
+        const uint8_t *wt = w + t * ng * 32;
+        const int64_t off = toff[t];
+        for (int64_t j = 0; j < ng;) {
+            const int64_t m = ng - j < cap ? ng - j : cap;
+            for (int64_t e = j + m; j < e; j++) {
+                __m256i wv[4];
+                for (int b = 0; b < B; b++) wv[b] = _mm256_loadu_si256((const __m256i *)(wt + j * 32 + b * bstride));
+                for (int p = 0; p < P; p++) {
+                    const __m256i tv = _mm256_load_si256((const __m256i *)(lut + 8 * (size_t)px[p][off + j]));
+                    for (int b = 0; b < B; b++)
+                        acc[p * B + b] = _mm256_add_epi8(acc[p * B + b], _mm256_shuffle_epi8(tv, wv[b]));
                 }
             }
-        }
-        for (int j = 0; j < 2 * nblk; j++) {
-            lo[j] = _mm256_add_epi16(lo[j], _mm256_unpacklo_epi8(acc[j], zero));
-            hi[j] = _mm256_add_epi16(hi[j], _mm256_unpackhi_epi8(acc[j], zero));
+            cap -= m;
+            if (cap == 0) {
+                for (int i = 0; i < P * B; i++) {
+                    lo[i] = _mm256_add_epi16(lo[i], _mm256_unpacklo_epi8(acc[i], zero));
+                    hi[i] = _mm256_add_epi16(hi[i], _mm256_unpackhi_epi8(acc[i], zero));
+                    acc[i] = zero;
+                }
+                cap = 63;
+            }
         }
     }
-    for (int b = 0; b < nblk; b++) {
-        widen_store(lo[2 * b], hi[2 * b], pop0 + 32 * b);
-        widen_store(lo[2 * b + 1], hi[2 * b + 1], pop1 + 32 * b);
-    }
-}
-
-/* One output row, two pixels at a time (output channels per group <= 64). */
-AVX2_ATTR static void row_pairs_avx2(const conv_args *a, int64_t n, int64_t oy, uint64_t *col, int32_t *pop) {
-    const int64_t kk = row_words(a), cout = a->g * a->og, nb = (a->og + 31) / 32, bstride = kk * 16 * 32;
-    uint64_t *col1 = col + a->g * kk + 8;
-    int32_t *pop1 = pop + cout + 32;
-    for (int64_t ox = 0; ox < a->ow; ox += 2) {
-        const int pair = ox + 1 < a->ow;
-        im2col_pixel(a, n, oy, ox, col);
-        im2col_pixel(a, n, oy, pair ? ox + 1 : ox, col1);
-        for (int64_t g = 0; g < a->g; g++) {
-            const uint8_t *wb = (const uint8_t *)a->w + g * nb * bstride;
-            if (nb == 2) nibble_pair(col + g * kk, col1 + g * kk, wb, kk, bstride, pop + g * a->og,
-                                     pop1 + g * a->og, 2);
-            else nibble_pair(col + g * kk, col1 + g * kk, wb, kk, bstride, pop + g * a->og, pop1 + g * a->og, 1);
-        }
-        epilogue_avx2(a, n, oy, ox, pop);
-        if (pair) epilogue_avx2(a, n, oy, ox + 1, pop1);
+    for (int i = 0; i < P * B; i++) {
+        lo[i] = _mm256_add_epi16(lo[i], _mm256_unpacklo_epi8(acc[i], zero));
+        hi[i] = _mm256_add_epi16(hi[i], _mm256_unpackhi_epi8(acc[i], zero));
+        widen_store(lo[i], hi[i], pop[i / B] + 32 * (i % B));
     }
 }
 
+/* P (a constant after inlining) output pixels ox .. ox+P-1 of row (n, oy), all groups and channel blocks;
+ * pixels past the row's end repeat its last pixel (computed, not stored). */
+AVX2_ATTR static inline __attribute__((always_inline)) void nib_pixels(const conv_args *a, int64_t n, int64_t oy,
+                                                                       int64_t ox, const int64_t *toff,
+                                                                       int64_t taps, int64_t run,
+                                                                       int32_t *popbuf, const int P) {
+    const int64_t cout = a->g * a->og, nb = (a->og + 31) / 32, ng = a->ng;
+    const int64_t bstride = taps * run * 32, pix = a->g * ng;
+    const uint8_t *x = (const uint8_t *)a->x, *wts = (const uint8_t *)a->w;
+    const uint8_t *px[12];
+    int32_t *pop[12];
+    for (int64_t g = 0; g < a->g; g++) {
+        for (int p = 0; p < P; p++) {
+            const int64_t xo = ox + p < a->ow ? ox + p : a->ow - 1;
+            px[p] = x + ((n * a->h + oy * a->sy) * a->wd + xo * a->sx) * pix + g * ng;
+        }
+        for (int64_t b = 0; b < nb;) {
+            const uint8_t *wb = wts + (g * nb + b) * bstride;
+            for (int p = 0; p < P; p++) pop[p] = popbuf + p * (cout + 32 * 4) + g * a->og + 32 * b;
+            const int64_t left = nb - b;
+            if (P == 2 && left >= 4) { nib_tile(px, toff, taps, run, wb, bstride, pop, 2, 4); b += 4; }
+            else if (P <= 4 && left >= 2) { nib_tile(px, toff, taps, run, wb, bstride, pop, P, 2); b += 2; }
+            else { nib_tile(px, toff, taps, run, wb, bstride, pop, P, 1); b += 1; }
+        }
+    }
+    const int fast = a->g == 1 && !a->corr && !a->out_int && cout % 8 == 0 && (!a->pout || (a->nib_fast && a->g2 == 1));
+    for (int p = 0; p < P && ox + p < a->ow; p++) {
+        const int32_t *pp = popbuf + p * (cout + 32 * 4);
+        if (!fast) epilogue_avx2(a, n, oy, ox + p, pp);
+        else if (a->res && a->pout) epilogue_fast(a, n, oy, ox + p, pp, 1, 1);
+        else if (a->res) epilogue_fast(a, n, oy, ox + p, pp, 1, 0);
+        else if (a->pout) epilogue_fast(a, n, oy, ox + p, pp, 0, 1);
+        else epilogue_fast(a, n, oy, ox + p, pp, 0, 0);
+    }
+}
+
+/* AVX2: nibble lookup with the weights as the shuffle index, read straight from the nibble-byte input
+ * [N, H, W, G, ng] (no im2col): a tile of pixels x 32-channel blocks shares every loaded table row and
+ * weight vector. Weights: [G][ceil(Og/32)][kh * kw][ng][32] nibble bytes. */
 AVX2_ATTR static void conv_avx2(const conv_args *a, int threads) {
-    const int64_t kk = row_words(a), cout = a->g * a->og, rows = a->n * a->oh;
-    const int64_t nb = (a->og + 31) / 32, bstride = kk * 16 * 32;
-    const uint8_t *wts = (const uint8_t *)a->w;
+    const int64_t cout = a->g * a->og, rows = a->n * a->oh, nb = (a->og + 31) / 32;
+    const int P = nb >= 4 ? 2 : nb >= 2 ? 4 : 8;  /* tiles of 8 counters (16 ymm registers) */
+    /* runs of contiguous input bytes: with one group a kernel row's kw taps are adjacent pixels, so one
+     * run of kw * ng bytes per kernel row (the weights' [taps][ng] order is the same); else one per tap */
+    int64_t toff[1024];
+    const int64_t pix = a->g * a->ng, rowrun = a->g == 1;
+    const int64_t taps = rowrun ? a->kh : a->kh * a->kw, run = rowrun ? a->kw * a->ng : a->ng;
+    for (int64_t ky = 0; ky < a->kh; ky++)
+        for (int64_t kx = 0; kx < a->kw; kx++) toff[ky * a->kw + kx] = (ky * a->wd + kx) * pix;
+    if (rowrun)
+        for (int64_t ky = 0; ky < a->kh; ky++) toff[ky] = ky * a->wd * pix;
     #pragma omp parallel num_threads(threads)
     {
-        uint64_t *col = malloc((size_t)(2 * (a->g * kk + 8)) * sizeof(uint64_t));
-        int32_t *pop = malloc((size_t)(2 * (cout + 32)) * sizeof(int32_t));
+        const size_t popbytes = (size_t)(8 * (cout + 32 * 4)) * sizeof(int32_t);
+        int32_t *popbuf = aligned_alloc(64, (popbytes + 127) / 64 * 64);  /* a multiple of the alignment */
         #pragma omp for schedule(static)
         for (int64_t r = 0; r < rows; r++) {
-            int64_t n = r / a->oh, oy = r % a->oh;
-            if (nb <= 2) {
-                row_pairs_avx2(a, n, oy, col, pop);
-                continue;
-            }
-            for (int64_t ox = 0; ox < a->ow; ox++) {
-                im2col_pixel(a, n, oy, ox, col);
-                for (int64_t g = 0; g < a->g; g++) {
-                    const uint64_t *xg = col + g * kk;
-                    for (int64_t b = 0; b < nb; b += 4) {
-                        const uint8_t *wb = wts + (g * nb + b) * bstride;
-                        int32_t *pb = pop + g * a->og + 32 * b;
-                        switch (nb - b >= 4 ? 4 : nb - b) {
-                        case 4: nibble_blocks(xg, wb, kk, bstride, pb, 4); break;
-                        case 3: nibble_blocks(xg, wb, kk, bstride, pb, 3); break;
-                        case 2: nibble_blocks(xg, wb, kk, bstride, pb, 2); break;
-                        default: nibble_blocks(xg, wb, kk, bstride, pb, 1); break;
-                        }
-                    }
-                }
-                epilogue_avx2(a, n, oy, ox, pop);
+            const int64_t n = r / a->oh, oy = r % a->oh;
+            for (int64_t ox = 0; ox < a->ow; ox += P) {
+                if (P == 2) nib_pixels(a, n, oy, ox, toff, taps, run, popbuf, 2);
+                else if (P == 4) nib_pixels(a, n, oy, ox, toff, taps, run, popbuf, 4);
+                else nib_pixels(a, n, oy, ox, toff, taps, run, popbuf, 8);
             }
         }
-        free(col);
-        free(pop);
+        free(popbuf);
     }
     (void)threads;
 }
@@ -452,11 +532,17 @@ static PyObject *py_conv(PyObject *self, PyObject *args) {
     int path, threads;
     unsigned long long px, pw, pcorr, pint, pout_f, pscale, pmult, pshift, pres, ppout;
     conv_args a;
-    if (!PyArg_ParseTuple(args, "iiKKLLLLLLLLLLLLLKKKKKKKLLLKLLL", &path, &threads, &px, &pw, &a.n, &a.h, &a.wd,
+    if (!PyArg_ParseTuple(args, "iiKKLLLLLLLLLLLLLKKKKKKKLLLKLLLLL", &path, &threads, &px, &pw, &a.n, &a.h, &a.wd,
                           &a.g, &a.wg, &a.og, &a.kh, &a.kw, &a.sy, &a.sx, &a.oh, &a.ow, &a.kvalid, &pcorr,
-                          &pint, &pout_f, &pscale, &pmult, &pshift, &pres, &a.rsn, &a.rsh, &a.rsw, &ppout, &a.g2, &a.wg2, &a.dense))
+                          &pint, &pout_f, &pscale, &pmult, &pshift, &pres, &a.rsn, &a.rsh, &a.rsw, &ppout, &a.g2, &a.wg2, &a.dense, &a.ng, &a.nib_out))
         return NULL;
     if (!check_path(path)) return NULL;
+    a.cg2 = a.g2 > 0 ? a.g * a.og / a.g2 : 1;
+    a.nib_fast = ppout && a.nib_out && !pint && a.cg2 % 8 == 0 && (a.g * a.og) % 8 == 0;
+    if (path == PATH_AVX2 && (a.ng < 1 || a.kvalid > 65535 || a.kh * a.kw > 1024)) {
+        PyErr_SetString(PyExc_ValueError, "the avx2 kernel needs nibble input, K < 65536 and at most 1024 taps");
+        return NULL;
+    }
     a.x = (const uint64_t *)(uintptr_t)px; a.w = (const uint64_t *)(uintptr_t)pw;
     a.corr = (const int32_t *)(uintptr_t)pcorr; a.out_int = (int32_t *)(uintptr_t)pint;
     a.out = (float *)(uintptr_t)pout_f; a.scale = (const float *)(uintptr_t)pscale; a.mult = (const float *)(uintptr_t)pmult;
@@ -477,13 +563,15 @@ static PyObject *py_conv(PyObject *self, PyObject *args) {
     Py_RETURN_NONE;
 }
 
-/* pack(path, threads, x, n, h, w, c, sn, sh, sw, out, g, wg): float NHWC (channel stride 1) -> [N, H, W, G, Wg]. */
+/* pack(path, threads, x, n, h, w, c, sn, sh, sw, out, g, wg, nib): float NHWC (channel stride 1) -> [N, H, W, G, Wg]
+ * words, or with nib the AVX2 input's nibble bytes [N, H, W, G, wg = nibbles per group]. */
 static PyObject *py_pack(PyObject *self, PyObject *args) {
     (void)self;
     int path, threads;
     unsigned long long px, pout;
     long long n, h, w, c, sn, sh, sw, g, wg;
-    if (!PyArg_ParseTuple(args, "iiKLLLLLLLKLL", &path, &threads, &px, &n, &h, &w, &c, &sn, &sh, &sw, &pout, &g, &wg))
+    int nib;
+    if (!PyArg_ParseTuple(args, "iiKLLLLLLLKLLi", &path, &threads, &px, &n, &h, &w, &c, &sn, &sh, &sw, &pout, &g, &wg, &nib))
         return NULL;
     if (!check_path(path)) return NULL;
     const float *x = (const float *)(uintptr_t)px;
@@ -500,7 +588,15 @@ static PyObject *py_pack(PyObject *self, PyObject *args) {
         long long ni = r / h, yi = r % h;
         for (long long xi = 0; xi < w; xi++) {
             const float *src = x + ni * sn + yi * sh + xi * sw;
-            uint64_t *dst = out + ((ni * h + yi) * w + xi) * g * wg;
+            const long long at = ((ni * h + yi) * w + xi) * g * wg;
+            if (nib) {
+#ifdef B2_X86
+                if (simd) { pack_nib_avx2(src, c, g, wg, (uint8_t *)out + at); continue; }
+#endif
+                pack_nib_scalar(src, c, g, wg, (uint8_t *)out + at);
+                continue;
+            }
+            uint64_t *dst = out + at;
 #ifdef B2_X86
             if (simd) { pack_avx2(src, c, g, wg, dst); continue; }
 #endif
@@ -508,6 +604,63 @@ static PyObject *py_pack(PyObject *self, PyObject *args) {
         }
     }
     (void)simd;
+    Py_END_ALLOW_THREADS
+    Py_RETURN_NONE;
+}
+
+/* One pixel of bn_pack: out = fma(x, mult, shift) (torch's batch norm rounding) and its signs packed. */
+static inline void bn_pixel_scalar(const float *x, const float *mult, const float *shift, int64_t c, float *out) {
+    for (int64_t k = 0; k < c; k++) out[k] = fmaf(x[k], mult[k], shift[k]);
+}
+
+#ifdef B2_X86
+AVX2_ATTR static inline void bn_pixel_avx2(const float *x, const float *mult, const float *shift, int64_t c,
+                                           float *out) {
+    int64_t k = 0;
+    for (; k + 8 <= c; k += 8)
+        _mm256_storeu_ps(out + k, _mm256_fmadd_ps(_mm256_loadu_ps(x + k), _mm256_loadu_ps(mult + k),
+                                                  _mm256_loadu_ps(shift + k)));
+    bn_pixel_scalar(x + k, mult + k, shift + k, c - k, out + k);
+}
+#endif
+
+/* bn_pack(path, threads, x, n, h, w, c, sn, sh, sw, mult, shift, out, pout, g, last, nib): a batch norm
+ * (out = fma(x, mult, shift), NHWC float, contiguous) fused with sign-packing its result into pout, as pack
+ * writes it: the stem's batch norm feeding a binary unit costs one pass instead of two. */
+static PyObject *py_bn_pack(PyObject *self, PyObject *args) {
+    (void)self;
+    int path, threads, nib;
+    unsigned long long px, pm, ps, po, pp;
+    long long n, h, w, c, sn, sh, sw, g, last;
+    if (!PyArg_ParseTuple(args, "iiKLLLLLLLKKKKLLi", &path, &threads, &px, &n, &h, &w, &c, &sn, &sh, &sw, &pm, &ps,
+                          &po, &pp, &g, &last, &nib))
+        return NULL;
+    if (!check_path(path)) return NULL;
+    const float *x = (const float *)(uintptr_t)px, *mult = (const float *)(uintptr_t)pm;
+    const float *shift = (const float *)(uintptr_t)ps;
+    float *out = (float *)(uintptr_t)po;
+    if (threads < 1) threads = 1;
+    Py_BEGIN_ALLOW_THREADS
+    #pragma omp parallel for num_threads(threads) schedule(static)
+    for (long long r = 0; r < n * h; r++) {
+        const long long ni = r / h, yi = r % h;
+        for (long long xi = 0; xi < w; xi++) {
+            const long long at = (ni * h + yi) * w + xi;
+            const float *src = x + ni * sn + yi * sh + xi * sw;
+            float *dst = out + at * c;
+#ifdef B2_X86
+            if (path != PATH_PORTABLE) {
+                bn_pixel_avx2(src, mult, shift, c, dst);
+                if (nib) pack_nib_avx2(dst, c, g, last, (uint8_t *)(uintptr_t)pp + at * g * last);
+                else pack_avx2(dst, c, g, last, (uint64_t *)(uintptr_t)pp + at * g * last);
+                continue;
+            }
+#endif
+            bn_pixel_scalar(src, mult, shift, c, dst);
+            if (nib) pack_nib_scalar(dst, c, g, last, (uint8_t *)(uintptr_t)pp + at * g * last);
+            else pack_scalar(dst, c, g, last, (uint64_t *)(uintptr_t)pp + at * g * last);
+        }
+    }
     Py_END_ALLOW_THREADS
     Py_RETURN_NONE;
 }
@@ -530,10 +683,16 @@ static PyMethodDef methods[] = {
     {"supported", py_supported, METH_VARARGS, "supported(path) -> bool: does this CPU run the path."},
     {"conv", py_conv, METH_VARARGS, "Packed XNOR-popcount convolution (see bitops.c)."},
     {"pack", py_pack, METH_VARARGS, "Sign-pack a float NHWC tensor into 64-bit words."},
+    {"bn_pack", py_bn_pack, METH_VARARGS, "Batch norm (fused multiply-add) and sign-packing in one pass."},
     {NULL, NULL, 0, NULL},
 };
 
 static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_bitops", "b2track packed binary kernels", -1, methods,
                                     NULL, NULL, NULL, NULL};
 
-PyMODINIT_FUNC PyInit__bitops(void) { return PyModule_Create(&module); }
+PyMODINIT_FUNC PyInit__bitops(void) {
+#ifdef B2_X86
+    init_nib_pair();
+#endif
+    return PyModule_Create(&module);
+}
