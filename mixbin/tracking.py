@@ -2,7 +2,7 @@
 
 Implements ``mixbin.task.Task`` (``mixbin.search --task tracking --data ROOT``) on top of ``tracker``;
 ``mixbin.finetune`` trains it through the loop ``tracker.train`` uses. The sequences of
-``ROOT/splits/train.txt`` are split, by sequence, into probe sequences (every ``PROBE_EVERY``-th by name,
+``ROOT/splits/train.txt`` are split, by sequence, into probe sequences (``tracker.sequences.split_held_out``: every 8th by name,
 at least one: the held-out batch of the iterative / sensitivity probes) and the rest (training pairs);
 ``ROOT/splits/val.txt`` is for scoring only (``evaluate``). So selection never sees the evaluation data,
 and nothing probed or scored is trained on.
@@ -23,23 +23,11 @@ from mixbin.task import evaluating
 from tracker.loss import POSITIVE_RADIUS, balanced_logistic_loss
 from tracker.model import build_siamfc
 from tracker.pairs import OffsetSampler, PairDataset
-from tracker.sequences import Sequence, load_sequences
+from tracker.sequences import load_sequences, split_held_out
 from tracker.train import normalize
 
 HELDOUT_SEED = 12345  # the held-out pairs are the same whatever a run's --seed
 EVAL_PAIRS = 256
-PROBE_EVERY = 8  # one train sequence in 8 (by name) is held out for the selection probes
-
-
-def split_probe_sequences(sequences: list[Sequence]) -> tuple[list[Sequence], list[Sequence]]:
-    """(probe, fit): every PROBE_EVERY-th sequence by name (at least one) and the others; sequence-disjoint."""
-    if len(sequences) < 2:
-        raise UsageError(f"the tracking task needs at least 2 train sequences (one held out for the "
-                         f"selection probes), got {len(sequences)}")
-    ordered = sorted(sequences, key=lambda seq: seq.name)
-    probe = ordered[PROBE_EVERY // 2::PROBE_EVERY] or ordered[:1]
-    chosen = {id(seq) for seq in probe}
-    return probe, [seq for seq in ordered if id(seq) not in chosen]
 
 
 class TrackingTask:
@@ -49,20 +37,29 @@ class TrackingTask:
 
     def __init__(self, data_root: str | Path, backbone: str, width: float = 1.0, input_size: int = 255,
                  batch_size: int = 8, device: str | torch.device = "cpu", seed: int = 0,
-                 limit: int | None = None, workers: int = 0):
+                 limit: int | None = None, workers: int = 0, split: str | Path | None = None):
         self.data_root = Path(data_root)
         splits = {name: self.data_root / "splits" / f"{name}.txt" for name in ("train", "val")}
         missing = [str(p) for p in splits.values() if not p.is_file()]
+        if split is not None:  # training sequences from another list (load_sequences finds and checks it)
+            splits["train"], missing = split, []  # val (scoring only) is read when first asked for
         if missing:
             raise UsageError(f"the tracking task needs {', '.join(missing)} (sequence folders, one per line)")
         self.backbone, self.width, self.batch_size = backbone, float(width), batch_size
         self.device, self.seed, self.workers = torch.device(device), seed, workers
-        probe, fit = split_probe_sequences(load_sequences(self.data_root, splits["train"]))
+        probe, fit = split_held_out(load_sequences(self.data_root, splits["train"]))
         self.train_pairs = PairDataset(fit, seed=seed)
         self.probe_pairs = PairDataset(probe, seed=HELDOUT_SEED)
-        self.val_pairs = PairDataset(load_sequences(self.data_root, splits["val"]), seed=HELDOUT_SEED)
+        self._val_split, self._val_pairs, self._own_split = splits["val"], None, split is not None
         self.eval_pairs = min(EVAL_PAIRS, limit) if limit else EVAL_PAIRS
         self._heldout: tuple[torch.Tensor, torch.Tensor] | None = None
+
+    @property
+    def val_pairs(self) -> PairDataset:
+        """Fixed pairs of ROOT/splits/val.txt (scoring only), read on first use."""
+        if self._val_pairs is None:
+            self._val_pairs = PairDataset(load_sequences(self.data_root, self._val_split), seed=HELDOUT_SEED)
+        return self._val_pairs
 
     def make_model(self, mask: Mask) -> nn.Module:
         """SiamFC on the mask's backbone, mask applied, on the task's device."""
@@ -114,7 +111,9 @@ class TrackingTask:
 
     def describe(self) -> dict[str, Any]:
         return {"task": self.name, "data": self.data_root.name, "data_root": str(self.data_root),
-                "sequences": {"train": len(self.train_pairs.sequences), "probe": len(self.probe_pairs.sequences),
-                              "val": len(self.val_pairs.sequences)},
+                "sequences": {"train": len(self.train_pairs.sequences),
+                              "probe": len(self.probe_pairs.sequences),
+                              "val": None if self._val_pairs is None and self._own_split
+                              else len(self.val_pairs.sequences)},
                 "probe_sequences": [seq.name for seq in self.probe_pairs.sequences],
                 "batch_size": self.batch_size, "eval_pairs": self.eval_pairs}

@@ -14,6 +14,7 @@ from tracker.sequences import (
     load_sequence,
     load_sequences,
     read_frame,
+    split_held_out,
 )
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "tracking"
@@ -165,6 +166,18 @@ def test_splits():
     assert len(val) == 16 and sum(len(s) for s in val) == 3389
     assert not {s.name for s in train} & {s.name for s in val}
     assert len(load_sequences(DATA, "all.txt")) == 64 == len(load_sequences(DATA))
+
+
+@needs_data
+def test_held_out_sequences_are_disjoint_and_fixed():
+    """Every 8th train sequence by name is held out (MixBin probes, calibration); the rest is trained on."""
+    train = load_sequences(DATA, DATA / "splits" / "train.txt")
+    held, fit = split_held_out(list(reversed(train)))
+    assert [s.name for s in held] == ["Bolt", "Freeman1", "S0601", "Surfer", "building5", "truck4_2"]
+    assert len(fit) == 42 and not {s.name for s in held} & {s.name for s in fit}
+    assert {s.name for s in held} | {s.name for s in fit} == {s.name for s in train}
+    with pytest.raises(UsageError, match="at least 2 train sequences"):
+        split_held_out(train[:1])
 
 
 @needs_data

@@ -75,7 +75,7 @@ def test_budget_not_shipped_lists_the_shipped_ones_and_how_to_train(zoo, tmp_pat
     message = str(err.value)
     assert "\n" not in message and "0.3" in message
     assert "shipped budgets: 1.0, 0.5, min (0." in message
-    assert "python -m tracker.train --backbone resnet --mask MASK.json" in message
+    assert "python -m mixbin.make --budget " in message
     with pytest.raises(UsageError, match="shipped budgets: none"):
         find_zoo("min", tmp_path / "empty")
 

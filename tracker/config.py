@@ -65,6 +65,9 @@ class TrainConfig:
     width: float = _opt(1.0, "width multiplier", _bounded(float, 0, 4, low_open=True))
     mask: str = _opt("fp", "fp, binary, or a mask JSON file for this backbone and width")
     split: str | None = _opt(None, "file listing sequence folders relative to --data (e.g. splits/train.txt)")
+    hold_out: bool = _opt(False, "train without the held-out sequences (every 8th of the split by name, "
+                                 "tracker.sequences.split_held_out) that MixBin's probes and the confidence "
+                                 "calibration use", bool)
     batch_size: int = _opt(8, f"pairs per step and process (at most {MAX_BATCH})",
                            _bounded(int, 1, MAX_BATCH))
     init_from: str | None = _opt(None, "start from this checkpoint (.safetensors, tracker or classifier, "
@@ -91,8 +94,8 @@ class TrainConfig:
 
 
 # Settings a resumed run must share with the run it continues (the rest may change between sessions).
-RUN_DEFINING = ("backbone", "width", "mask", "data", "split", "batch_size", "init_from", "teacher",
-                "distill_weight", "lr", "lr_end", "weight_decay", "optimizer", "momentum", "color_jitter",
+RUN_DEFINING = ("backbone", "width", "mask", "data", "split", "hold_out", "batch_size", "init_from",
+                "teacher", "distill_weight", "lr", "lr_end", "weight_decay", "optimizer", "momentum", "color_jitter",
                 "max_gap", "positive_radius", "seed")
 
 

@@ -561,3 +561,21 @@ def load_sequences(root: str | Path, split: str | Path | None = None) -> list[Se
     if not out:
         raise SequenceError(f"{split_file}: lists no sequence")
     return out
+
+
+HELD_OUT_EVERY = 8  # one train sequence in 8 (by name) is held out: MixBin's probes, the confidence calibration
+
+
+def split_held_out(sequences: list[Sequence]) -> tuple[list[Sequence], list[Sequence]]:
+    """(held_out, fit): every HELD_OUT_EVERY-th sequence by name (at least one) and the others.
+
+    Sequence-disjoint, and the same whatever the seed: MixBin's selection probes and the tracker's
+    confidence calibration use the held-out ones, which ``tracker.train --hold-out`` never trains on.
+    """
+    if len(sequences) < 2:
+        raise UsageError(f"holding out sequences needs at least 2 train sequences (one held out for the "
+                         f"selection probes and calibration), got {len(sequences)}")
+    ordered = sorted(sequences, key=lambda seq: seq.name)
+    held_out = ordered[HELD_OUT_EVERY // 2::HELD_OUT_EVERY] or ordered[:1]
+    chosen = {id(seq) for seq in held_out}
+    return held_out, [seq for seq in ordered if id(seq) not in chosen]

@@ -56,7 +56,7 @@ from tracker.loop import DivergedError, train_over
 from tracker.loss import balanced_logistic_loss, distillation_loss
 from tracker.model import SiamFC, build_siamfc
 from tracker.pairs import OffsetSampler, PairDataset
-from tracker.sequences import load_sequences
+from tracker.sequences import load_sequences, split_held_out
 
 CHECKPOINT = "checkpoint.safetensors"
 SIDECAR = "checkpoint.json"
@@ -350,7 +350,10 @@ def siamfc_loss(session: Session, batch: tuple[torch.Tensor, torch.Tensor]) -> t
 
 def _batches(session: Session) -> DataLoader:
     config = session.config
-    dataset = PairDataset(load_sequences(config.data, config.split), seed=config.seed,
+    sequences = load_sequences(config.data, config.split)
+    if config.hold_out:
+        sequences = split_held_out(sequences)[1]
+    dataset = PairDataset(sequences, seed=config.seed,
                           max_gap=config.max_gap, color_jitter=config.color_jitter)
     sampler = OffsetSampler(session.start, config.iterations, config.batch_size, session.rank, session.world)
     return DataLoader(dataset, batch_size=config.batch_size, num_workers=config.workers, sampler=sampler,

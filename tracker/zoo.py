@@ -25,9 +25,10 @@ DEFAULT_MODELS_DIR = shipped_dir("models")  # the repository's models/, or the i
 MODELS_ENV = "B2TRACK_MODELS"
 DEFAULT_BACKBONE = "resnet"
 NAME_PATTERN = re.compile(r"^(?P<backbone>[A-Za-z0-9]+)_b(?P<budget>min|\d+(?:\.\d+)?)$")
-TRAIN_HINT = ("train one with: python -m tracker.train --backbone resnet --mask MASK.json --data DATA "
-              "--iterations N --out runs/NAME (MASK.json: a mask at that budget; see python -m tracker.train "
-              "--help), then run it with --checkpoint runs/NAME/checkpoint.safetensors")
+TRAIN_HINT = ("make one with: python -m mixbin.make --budget {budget} --data DATA --out runs/NAME (it "
+              "chooses a mask at that budget and fine-tunes the zoo's FP tracker; see python -m mixbin.make "
+              "--help), "
+              "then run it with --checkpoint runs/NAME/checkpoint.safetensors")
 
 
 @dataclass(frozen=True)
@@ -138,7 +139,7 @@ def find_zoo(budget: str | float, models_dir: str | Path | None = None, backbone
     which = f"{backbone} " if backbone else ""
     shipped = ", ".join(dict.fromkeys(e.label() for e in entries)) or "none"
     raise UsageError(f"no {which}model for budget {budget} in the zoo {folder} (shipped budgets: {shipped}); "
-                     f"{TRAIN_HINT}")
+                     f"{TRAIN_HINT.format(budget=budget)}")
 
 
 def load_zoo_tracker(budget: str | float, device: str = "cpu",
