@@ -9,7 +9,7 @@ REPORT.json``. Per tracker it reports, over the frames after the init frame:
   often it fires on the others (false-alarm rate), and the same for the old rule (sigmoid of the peak
   logit below 0.2).
 
-``--held-out`` keeps only the split's held-out sequences (``mixbin.tracking.split_probe_sequences``:
+``--held-out`` keeps only the split's held-out sequences (``tracker.sequences.split_held_out``:
 every 8th by name, never trained on by ``tracker.train --hold-out``); fit there, never on val.
 ``--fit`` then also fits, pooled over the trackers: ``scale_bias`` (the mean ln scale the estimator
 gives at the true size, on crops centred on the ground truth), the confidence's ``psr_center`` /
@@ -46,7 +46,7 @@ from backbones.cli import (
 from eval.metrics import valid_boxes
 from tracker.confidence import psr_confidence
 from tracker.ops import EXEMPLAR_SIZE, INSTANCE_SIZE, box_center, crop_and_resize, exemplar_size
-from tracker.sequences import Sequence, load_sequences, read_frame
+from tracker.sequences import Sequence, load_sequences, read_frame, split_held_out
 from tracker.siamfc import SiamFCTracker, TrackerConfig, load_tracker
 
 FAILURE_RUN = 10  # frames of IoU 0 in a row that count as one failure (a lost target)
@@ -256,7 +256,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", required=True, metavar="ROOT", help="tracking data root")
     p.add_argument("--split", required=True, metavar="FILE", help="split file of sequence folders under ROOT")
     p.add_argument("--held-out", action="store_true",
-                   help="keep only the split's held-out sequences (every 8th by name: mixbin.tracking)")
+                   help="keep only the split's held-out sequences (every 8th by name, as tracker.train --hold-out)")
     p.add_argument("--fit", action="store_true", help="fit scale_bias, psr_center/slope, loss_threshold")
     p.add_argument("--set", action="append", type=parse_setting, default=[], metavar="KEY=VALUE",
                    help="override a TrackerConfig field, repeatable (e.g. scale_estimate=argmax)")
@@ -280,9 +280,7 @@ def main(argv: list[str] | None = None) -> int:
         check_output_file(args.frames_out, "--frames-out", inputs=[*inputs, args.out])
     sequences = load_sequences(args.data, args.split)
     if args.held_out:
-        from mixbin.tracking import split_probe_sequences
-
-        sequences = split_probe_sequences(sequences)[0]
+        sequences = split_held_out(sequences)[0]
     apply_threads(args.threads)
     runs, biases, configs = {}, [], {}
     for path in args.tracker:

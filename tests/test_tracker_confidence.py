@@ -134,6 +134,10 @@ def test_calibrate_cli_reports_the_figures(tmp_path, zoo_tracker):
     assert entry["lost"]["negatives"] + entry["lost"]["positives"] == 7
     assert report["configs"]["resnet_bmin"]["scale_estimate"] == "parabolic"
     assert np.load(frames)["resnet_bmin/Couple/confidence"].shape == (7,)
+    split.write_text("otb/Couple\notb/Crossing\n")  # --held-out: every 8th by name, at least one
+    assert calibrate.main(["--tracker", str(ckpt), "--data", str(DATA), "--split", str(split), "--held-out",
+                           "--max-frames", "3", "--threads", "1", "--out", str(out)]) == 0
+    assert json.loads(out.read_text())["sequences"] == ["Couple"]
 
 
 def tiny_model():

@@ -57,7 +57,7 @@ class TrackerConfig:
     response_up: int = 16
     psr_center: float = 3.0
     psr_slope: float = 1.3
-    loss_threshold: float = 0.64
+    loss_threshold: float = 0.57
     min_size: float = 2.0
 
     def __post_init__(self) -> None:
