@@ -1,6 +1,7 @@
 """Summarise a MixBin experiment folder: accuracy mean and spread per (budget, method), as a Markdown table.
 
     python -m mixbin.report OUT_DIR [--out table.md]
+    python -m mixbin.report --bounds MASK.json ...   # issue 19's checks of searched masks, one row each
 
 Reads every mask file (``*.json`` with a ``search`` field) and the uniform runs' ``all_*/checkpoint.json``
 written by ``experiments/mixbin_cifar10.sh``.
@@ -14,6 +15,10 @@ from collections import defaultdict
 from pathlib import Path
 
 from backbones.cli import ArgumentParser, UsageError, atomic_write_text, check_output_file, run_cli
+from backbones.cost import reference_costs
+from backbones.mask import MaskError, load_mask
+from mixbin.gates import UNDECIDED_HIGH, UNDECIDED_LOW
+from mixbin.select import best_reachable, budget_floor
 
 ORDER = ["mixbin", "random", "iterative", "sensitivity", "first", "last", "prune", "binary", "fp"]
 
@@ -93,16 +98,61 @@ def table(groups: dict[tuple[str, str], list[dict]]) -> str:
     return "\n".join(rows)
 
 
+SOFT_SLACK = 0.01  # how far above its target a shipped mask's soft budget may end (issue 19)
+
+
+def bound_check(path: str | Path) -> dict:
+    """Issue 19's checks of one searched mask: crisp gates, gate agreement, soft budget at most
+    SOFT_SLACK over the target, and target >= budget >= best reachable - smallest unit's share."""
+    try:
+        mask = load_mask(path)
+    except MaskError as err:
+        raise UsageError(str(err)) from None
+    search, target = mask.search or {}, float(mask.budget["target"])
+    costs = reference_costs(mask.backbone, mask.width)
+    budget = costs.budget(mask.units)
+    gates = search.get("gates") or {}
+    soft = search.get("soft_budget")
+    row = {"file": str(path), "target": target, "budget": budget, "best": best_reachable(costs, target),
+           "floor": budget_floor(costs, target), "soft_budget": soft,
+           "crisp": bool(gates) and all(z < UNDECIDED_LOW or z > UNDECIDED_HIGH for z in gates.values()),
+           "gate_agreement": search.get("gate_agreement") is True}
+    row["meets"] = (row["crisp"] and row["gate_agreement"] and soft is not None
+                    and soft <= target + SOFT_SLACK and row["floor"] - 1e-9 <= budget <= target + 1e-9)
+    return row
+
+
+def bounds_table(rows: list[dict]) -> str:
+    """Markdown rows of ``bound_check`` results."""
+    lines = ["| mask | target | budget | best reachable | floor | soft budget | crisp | agreement | meets |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        soft = "-" if r["soft_budget"] is None else f"{r['soft_budget']:.4f}"
+        lines.append(f"| {r['file']} | {r['target']:g} | {r['budget']:.4f} | {r['best']:.4f} "
+                     f"| {r['floor']:.4f} "
+                     f"| {soft} | {r['crisp']} | {r['gate_agreement']} | {r['meets']} |")
+    return "\n".join(lines)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The command line of ``python -m mixbin.report``."""
     parser = ArgumentParser(prog="python -m mixbin.report", description=__doc__.split("\n\n")[0])
-    parser.add_argument("folder", help="experiment output folder")
+    parser.add_argument("folder", nargs="?", help="experiment output folder")
+    parser.add_argument("--bounds", nargs="+", metavar="MASK.json",
+                        help="instead: check these searched masks against issue 19's bounds "
+                             "(exit 1 if any fails)")
     parser.add_argument("--out", metavar="TABLE.md", help="also write the table to this Markdown file")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.bounds:
+        rows = [bound_check(path) for path in args.bounds]
+        print(bounds_table(rows))
+        return 0 if all(r["meets"] for r in rows) else 1
+    if args.folder is None:
+        raise UsageError("give an experiment folder or --bounds MASK.json ...")
     folder = Path(args.folder)
     if not folder.is_dir():
         raise UsageError(f"experiment folder not found: {folder}")
