@@ -17,6 +17,7 @@ from pathlib import Path
 from backbones.cli import ArgumentParser, UsageError, atomic_write_text, check_output_file, run_cli
 from backbones.cost import reference_costs
 from backbones.mask import MaskError, load_mask
+from eval.bootstrap import format_ci, paired_difference
 from mixbin.gates import UNDECIDED_HIGH, UNDECIDED_LOW
 from mixbin.select import best_reachable, budget_floor
 
@@ -60,7 +61,8 @@ def _uniform_run(path: Path) -> tuple[tuple[str, str], dict] | None:
     data = _read_json(path)
     try:
         states = set(data["mask"]["units"].values())
-        if len(states) != 1 or not data.get("metrics") or path.parent.name not in ("all_binary", "all_fp"):
+        uniform = path.parent.name.split("_s")[0] in ("all_binary", "all_fp")  # all_fp or all_fp_s2
+        if len(states) != 1 or not data.get("metrics") or not uniform:
             return None
         return ("all", next(iter(states))), _figures(data, data["mask"]["budget"]["achieved"])
     except (AttributeError, KeyError, TypeError, ValueError) as err:
@@ -77,11 +79,41 @@ def collect(folder: Path) -> dict[tuple[str, str], list[dict]]:
     return groups
 
 
+def per_seed(runs: list[dict]) -> dict[int, float]:
+    """Mean accuracy per fine-tuning seed (a method with several masks per seed, e.g. random, averages them)."""
+    by_seed: dict[int, list[float]] = defaultdict(list)
+    for r in runs:
+        by_seed[int(r["seed"] or 0)].append(r["accuracy"])
+    return {seed: statistics.mean(acc) for seed, acc in by_seed.items()}
+
+
+def versus_mixbin(runs: list[dict], mixbin: list[dict] | None) -> str:
+    """Mean of (method - MixBin) over the fine-tuning seeds both have, with its 95% bootstrap interval
+    (eval.bootstrap.paired_difference over seeds); '-' without a common seed."""
+    if not mixbin:
+        return "-"
+    mine, theirs = per_seed(runs), per_seed(mixbin)
+    seeds = sorted(set(mine) & set(theirs))
+    if not seeds:
+        return "-"
+    mean, interval = paired_difference([mine[s] for s in seeds], [theirs[s] for s in seeds])
+    return f"{format_ci(mean, interval)} (n={len(seeds)})"
+
+
+def _versus(budget: str, method: str, groups: dict[tuple[str, str], list[dict]]) -> str:
+    runs = groups[(budget, method)]
+    if budget != "all":
+        return "-" if method == "mixbin" else versus_mixbin(runs, groups.get((budget, "mixbin")))
+    pairs = [(b, groups[(b, "mixbin")]) for b, m in sorted(groups) if m == "mixbin" and b != "all"]
+    return "; ".join(f"b{b}: {versus_mixbin(runs, mixbin)}" for b, mixbin in pairs) or "-"
+
+
 def table(groups: dict[tuple[str, str], list[dict]]) -> str:
-    """Markdown rows: budget, method, runs, mean accuracy, spread (max - min), achieved budget, wall time."""
+    """Markdown rows: budget, method, runs, mean accuracy, spread (max - min), achieved budget, wall time,
+    and the difference from MixBin paired by fine-tuning seed with its 95% bootstrap interval."""
     head = ("| budget | method | runs | test accuracy (mean) | spread (min-max) | achieved budget "
-            "| wall time per run (s) |")
-    rows = [head, "|---|---|---|---|---|---|---|"]
+            "| wall time per run (s) | minus MixBin, paired by seed [95% CI] |")
+    rows = [head, "|---|---|---|---|---|---|---|---|"]
 
     def key(k: tuple[str, str]) -> tuple:
         budget, method = k
@@ -94,7 +126,7 @@ def table(groups: dict[tuple[str, str], list[dict]]) -> str:
         spread = f"{min(acc):.3f}-{max(acc):.3f}" if len(acc) > 1 else "-"
         rows.append(f"| {budget} | {method} | {len(runs)} | {statistics.mean(acc):.3f} | {spread} | "
                     f"{statistics.mean(r['budget'] for r in runs):.3f} | "
-                    f"{statistics.mean(r['wall'] for r in runs):.0f} |")
+                    f"{statistics.mean(r['wall'] for r in runs):.0f} | {_versus(budget, method, groups)} |")
     return "\n".join(rows)
 
 

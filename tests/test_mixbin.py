@@ -407,7 +407,14 @@ def test_report_groups_runs_by_budget_and_method(tmp_path):
             "search": {"method": "random", "seed": seed, "metrics": {"accuracy": acc}, "wall_time_s": 10}}))
     groups = collect(tmp_path)
     assert [r["accuracy"] for r in groups[("0.3", "random")]] == [0.5, 0.7]
-    assert "| 0.3 | random | 2 | 0.600 | 0.500-0.700 | 0.280 | 10 |" in table(groups)
+    assert "| 0.3 | random | 2 | 0.600 | 0.500-0.700 | 0.280 | 10 | - |" in table(groups)
+    for seed, acc in ((0, 0.4), (1, 0.5)):  # MixBin with the same fine-tuning seeds: random - MixBin = +0.2
+        (tmp_path / f"b0.3_mixbin_s{seed}.json").write_text(_json.dumps({
+            "budget": {"target": 0.3, "achieved": 0.29},
+            "search": {"method": "mixbin", "seed": seed, "metrics": {"accuracy": acc}, "wall_time_s": 20}}))
+    text = table(collect(tmp_path))
+    assert "| 0.3 | random | 2 | 0.600 | 0.500-0.700 | 0.280 | 10 | 0.150 [0.100, 0.200] (n=2) |" in text
+    assert "| 0.3 | mixbin | 2 | 0.450 | 0.400-0.500 | 0.290 | 20 | - |" in text
 
 
 @needs_tracking
