@@ -80,7 +80,7 @@ def collect(folder: Path) -> dict[tuple[str, str], list[dict]]:
 
 
 def per_seed(runs: list[dict]) -> dict[int, float]:
-    """Mean accuracy per fine-tuning seed (a method with several masks per seed, e.g. random, averages them)."""
+    """Mean accuracy per fine-tuning seed (several masks per seed, e.g. random's, are averaged)."""
     by_seed: dict[int, list[float]] = defaultdict(list)
     for r in runs:
         by_seed[int(r["seed"] or 0)].append(r["accuracy"])

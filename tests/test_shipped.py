@@ -13,7 +13,7 @@ from tracker.zoo import list_zoo
 REPO = Path(__file__).resolve().parents[1]
 SHIPPED_MASKS = [f"v1/resnet_cifar10_mixbin_b{b}.json" for b in ("0.5", "0.3", "0.15")] + \
                 [f"v1/alexnet_cifar10_mixbin_b{b}.json" for b in ("0.5", "0.3")]  # the zoo's masks, moved unchanged
-RESEARCHED_MASKS = ["resnet_cifar10_mixbin_b0.5.json"]  # issue 19's re-searched masks
+RESEARCHED_MASKS = ["resnet_cifar10_mixbin_b0.5.json", "resnet_cifar10_mixbin_b0.15.json"]  # issue 19's re-searched masks
 
 
 @pytest.mark.parametrize("name", RESEARCHED_MASKS)
