@@ -59,6 +59,30 @@ def check_reachable(costs: UnitCosts, target: float) -> None:
                          f"[{costs.min_budget:.4f}, 1] for this backbone and width")
 
 
+def best_reachable(costs: UnitCosts, target: float) -> float:
+    """The largest budget not over ``target`` that any set of FP units reaches (exact 0/1 knapsack on the
+    units' extra OPs; the empty set, the all-binary budget, always fits once the target is reachable)."""
+    check_reachable(costs, target)
+    extras = [_extra(costs, n) for n in costs.unit_macs]
+    cap = _capacity(costs, target)
+    sums = {0}
+    for e in extras:
+        sums |= {s + e for s in sums if s + e <= cap}
+    fixed, total = costs.fixed_macs, sum(costs.unit_macs.values())
+    return (WORD * fixed + total + max(sums)) / (WORD * costs.fp_ops)
+
+
+def smallest_share(costs: UnitCosts) -> float:
+    """The smallest unit's share of the budget: what turning it from binary to FP adds (of the FP OPs)."""
+    return min(_extra(costs, n) for n in costs.unit_macs) / (WORD * costs.fp_ops)
+
+
+def budget_floor(costs: UnitCosts, target: float) -> float:
+    """Issue 19's lower bound on a searched mask's budget: the best reachable budget minus the smallest
+    unit's share (the granularity the units' sizes allow)."""
+    return best_reachable(costs, target) - smallest_share(costs)
+
+
 def _quantize(values: list[float], scale: int, name: str) -> list[int]:
     out = []
     for v in values:

@@ -13,7 +13,7 @@ from backbones.base import Classifier
 from backbones.checkpoint import load_sliced_weights, load_weights, save_checkpoint
 from backbones.cli import run_cli
 from backbones.cost import UnitCosts, reference_costs
-from backbones.mask import build_masked_backbone, load_mask, save_mask, uniform_mask
+from backbones.mask import Mask, build_masked_backbone, load_mask, save_mask, uniform_mask, with_budget
 from backbones.registry import build_classifier
 from mixbin import baseline, search, train
 from mixbin.data import ToNetworkInput
@@ -361,6 +361,41 @@ def test_brute_force_reference_is_exhaustive():
         scores, costs, target)
 
 
+def test_best_reachable_budget_and_floor_match_brute_force():
+    from mixbin.select import best_reachable, budget_floor, smallest_share
+
+    for backbone, width in (("resnet", 0.5), ("resnet", 1.0), ("alexnet", 1.0)):
+        costs = reference_costs(backbone, width)
+        names = list(costs.unit_macs)
+        for target in (0.3, 0.5):
+            sets = [s for r in range(len(names) + 1) for s in itertools.combinations(names, r)
+                    if fits(s, costs, target)]
+            best = max(costs.budget(states_for(s, names)) for s in sets)
+            assert best_reachable(costs, target) == pytest.approx(best, abs=1e-12) and best <= target
+            share = min(costs.budget(states_for({n}, names)) for n in names) - costs.min_budget
+            assert smallest_share(costs) == pytest.approx(share, abs=1e-12)
+            assert budget_floor(costs, target) == pytest.approx(best - share, abs=1e-12)
+
+
+def test_bound_check_flags_each_failed_requirement(tmp_path, capsys):
+    from mixbin import report
+
+    names = list(reference_costs("resnet", 1.0).unit_macs)
+    fp = {"layer1.0.conv", "layer2.0.conv", "layer2.3.conv"}  # 0.2994, the best reachable at 0.3
+    gates = {n: 0.99 if n in fp else 0.01 for n in names}
+    good = {"gates": gates, "soft_budget": 0.305, "gate_agreement": True}
+    cases = {"good": (fp, good, True), "soft": (fp, {**good, "soft_budget": 0.32}, False),
+             "blurry": (fp, {**good, "gates": {**gates, "layer1.1.conv": 0.3}}, False),
+             "disagree": (fp, {**good, "gate_agreement": False}, False),
+             "short": ({"layer1.0.conv"}, good, False)}  # 0.1406: more than one unit (0.0711) short of 0.2994
+    for name, (units, search_, expected) in cases.items():
+        mask = Mask("resnet", 1.0, states_for(units, names), {"target": 0.3}, {"method": "mixbin", **search_})
+        save_mask(with_budget(mask), tmp_path / f"{name}.json")
+        assert report.bound_check(tmp_path / f"{name}.json")["meets"] is expected, name
+    assert run_cli(report.main, ["--bounds", str(tmp_path / "good.json"), str(tmp_path / "short.json")]) == 1
+    assert "| 0.3 | 0.2994 | 0.2994 | 0.2283 | 0.3050 | True | True | True |" in capsys.readouterr().out
+
+
 def test_report_groups_runs_by_budget_and_method(tmp_path):
     import json as _json
 
@@ -372,7 +407,14 @@ def test_report_groups_runs_by_budget_and_method(tmp_path):
             "search": {"method": "random", "seed": seed, "metrics": {"accuracy": acc}, "wall_time_s": 10}}))
     groups = collect(tmp_path)
     assert [r["accuracy"] for r in groups[("0.3", "random")]] == [0.5, 0.7]
-    assert "| 0.3 | random | 2 | 0.600 | 0.500-0.700 | 0.280 | 10 |" in table(groups)
+    assert "| 0.3 | random | 2 | 0.600 | 0.500-0.700 | 0.280 | 10 | - |" in table(groups)
+    for seed, acc in ((0, 0.4), (1, 0.5)):  # MixBin with the same fine-tuning seeds: random - MixBin = +0.2
+        (tmp_path / f"b0.3_mixbin_s{seed}.json").write_text(_json.dumps({
+            "budget": {"target": 0.3, "achieved": 0.29},
+            "search": {"method": "mixbin", "seed": seed, "metrics": {"accuracy": acc}, "wall_time_s": 20}}))
+    text = table(collect(tmp_path))
+    assert "| 0.3 | random | 2 | 0.600 | 0.500-0.700 | 0.280 | 10 | 0.150 [0.100, 0.200] (n=2) |" in text
+    assert "| 0.3 | mixbin | 2 | 0.450 | 0.400-0.500 | 0.290 | 20 | - |" in text
 
 
 @needs_tracking
