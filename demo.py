@@ -400,7 +400,7 @@ def video_sink(path: str | Path, fps: float, size: tuple[int, int]) -> Iterator[
 
 
 @contextmanager
-def boxes_sink(path: str | Path) -> Iterator[Callable[[np.ndarray], None]]:
+def boxes_sink(path: str | Path) -> Iterator[Callable[[np.ndarray, float, bool], None]]:
     """Write one ``x,y,w,h,confidence,lost`` line per frame to ``path`` (lost: 1 or 0), atomically; a failed
     write is one line."""
     def failed(err: OSError) -> UsageError:

@@ -330,7 +330,7 @@ def test_a_full_disk_while_writing_boxes_is_one_line_and_leaves_nothing(tmp_path
     monkeypatch.setattr(Path, "open", lambda self, *args, **kwargs: FullDiskFile())
     with pytest.raises(UsageError, match="b.txt failed: No space left on device"), \
             demo.boxes_sink(tmp_path / "b.txt") as write:
-        write([1, 2, 3, 4])
+        write([1, 2, 3, 4], 0.9, False)
     assert list(tmp_path.iterdir()) == []
 
 
