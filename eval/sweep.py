@@ -52,6 +52,7 @@ from mixbin.make import (
     check_same_net,
     default_split,
     make,
+    make_argv,
     parse_budget_arg,
     shipped_cls_mask,
     tracker_checkpoint,
@@ -180,7 +181,7 @@ def run_cell(cell: Cell, plan: Plan, report: Path, mask_source: str | None = Non
         checkpoint = plan.from_ckpt
     else:
         settings = make_settings(cell, plan, report, mask_source)
-        code = make(settings)
+        code = make(settings, argv=make_argv(settings))
         checkpoint = str(Path(settings.out) / "checkpoint.safetensors")
         if code != 0 or not Path(checkpoint).is_file():
             raise Interrupted(code or 130)

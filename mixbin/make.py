@@ -101,6 +101,18 @@ def flag(name: str) -> str:
 
 # ---------------------------------------------------------------- checks before any work
 
+def make_argv(settings: MakeSettings) -> list[str]:
+    """The mixbin.make arguments that reproduce ``settings`` (what a run made by eval.sweep records as its
+    command, so every mask and checkpoint names a command that remakes it)."""
+    args: list[str] = []
+    for f in dataclasses.fields(MakeSettings):
+        value = getattr(settings, f.name)
+        if value is None or (f.name not in ("budget", "data", "out", "from_ckpt") and value == f.default):
+            continue
+        args += [flag(f.name), str(value)]
+    return args
+
+
 def parse_budget_arg(text: str) -> float | str:
     """--budget: 'min' or a finite number (its range is checked once the backbone is known)."""
     if text.strip().lower() == "min":

@@ -134,3 +134,15 @@ def test_bad_input_is_one_line_with_exit_2(tmp_path, fp_tracker, split, capsys):
     line = one_line_error(capsys, argv(tmp_path, classifier, split))
     assert "classifier checkpoint, not a tracker" in line
     assert not (tmp_path / "run").exists()  # nothing written by a refused run
+
+
+def test_make_argv_is_the_command_that_remakes_a_run():
+    """What eval.sweep records as a cell's command parses back to the same settings."""
+    from mixbin.make import MakeSettings, build_parser, make_argv
+
+    settings = MakeSettings(budget=0.3, data="DATA", out="runs/x", from_ckpt="fp.safetensors",
+                            mask_source="random", iterations=150, search_iterations=150, seed=2, threads=1)
+    args = build_parser().parse_args(make_argv(settings))
+    assert (args.budget, args.data, args.out, args.from_ckpt, args.mask_source, args.iterations,
+            args.search_iterations, args.seed) == (0.3, "DATA", "runs/x", "fp.safetensors", "random", 150, 150, 2)
+    assert "--batch-size" not in make_argv(settings)  # defaults are left out
