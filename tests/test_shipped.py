@@ -60,7 +60,8 @@ def test_demo_own_video_command_with_the_shipped_model(tmp_path, capsys, monkeyp
         frames += 1
     assert frames == 196 == int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
     b = np.loadtxt(boxes, delimiter=",", ndmin=2)
-    assert b.shape == (196, 4) and np.all(np.isfinite(b))
+    assert b.shape == (196, 6) and np.all(np.isfinite(b))  # x,y,w,h,confidence,lost
+    assert set(np.unique(b[:, 5])) <= {0, 1} and np.all((b[:, 4] >= 0) & (b[:, 4] <= 1))
     assert "resnet_b0.3" in capsys.readouterr().out
 
 
@@ -76,4 +77,4 @@ def test_demo_on_the_tennis_image_folder_with_the_shipped_model(tmp_path, capsys
             "--output", str(out), "--save-boxes", str(boxes), "--no-display", "--device", "cpu"]
     assert run_cli(demo.main, argv) == 0
     assert int(cv2.VideoCapture(str(out)).get(cv2.CAP_PROP_FRAME_COUNT)) == 70
-    assert np.loadtxt(boxes, delimiter=",", ndmin=2).shape == (70, 4)
+    assert np.loadtxt(boxes, delimiter=",", ndmin=2).shape == (70, 6)  # x,y,w,h,confidence,lost
