@@ -48,7 +48,7 @@ def test_a_classifier_checkpoint_loaded_as_a_tracker_says_so(tmp_path):
 
 
 def test_shipped_zoo_sidecars_without_kind_still_load():
-    path = REPO / "models" / "resnet_bmin.safetensors"
+    path = REPO / "models" / "v1" / "resnet_bmin.safetensors"  # written before sidecars had a kind
     ckpt = read_checkpoint(path, kind="tracker")
     assert "kind" not in ckpt.sidecar and ckpt.kind == "tracker"
     model, meta = load_checkpoint(path)

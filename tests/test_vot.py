@@ -110,6 +110,7 @@ def _reference_boxes(name: str, init: np.ndarray) -> np.ndarray:
 
 def _initial_box(name: str) -> np.ndarray:
     v = np.array([float(x) for x in (VOT / name / "groundtruth.txt").read_text().splitlines()[0].split(",")])
+    v = v.astype(np.float32).astype(np.float64)  # TraX sends regions as float32: start where the server does
     xs, ys = v[0::2], v[1::2]
     return np.array([xs.min(), ys.min(), xs.max() - xs.min(), ys.max() - ys.min()])
 
