@@ -3,7 +3,8 @@
 The logistic is our continuous Heaviside approximation (ChipNet's role for it): as the sharpness beta is
 annealed upward, z tends to 1 for psi > 0, 0 for psi < 0 (and stays 1/2 at psi = 0), so the gates end
 crisp. ``GateSet`` installs z_u into each unit for the next forward (z * FP + (1 - z) * binary) and
-gives the soft OPs, the budget loss and the crispness loss of docs/design.md section 4.
+gives the soft OPs, the threshold that holds them at the budget and the crispness loss of
+docs/design.md section 4.
 """
 from __future__ import annotations
 
@@ -50,10 +51,30 @@ class GateSet(nn.Module):
         self.names = list(unit_names)
         self.beta = float(beta)
         self.psi = nn.Parameter(torch.full((len(self.names),), psi_for(init, beta), dtype=torch.float32))
+        self.threshold = 0.0  # tau: z = sigmoid(beta (psi - tau)); set by project() or land()
 
     def values(self) -> torch.Tensor:
-        """Gate values z (one per unit, in ``names`` order) at the current beta."""
-        return heaviside(self.psi, self.beta)
+        """Gate values z (one per unit, in ``names`` order) at the current beta and threshold."""
+        return heaviside(self.psi - self.threshold, self.beta)
+
+    def project(self, costs: UnitCosts, target: float) -> None:
+        """Set the threshold tau so that the soft budget equals ``target`` exactly (bisection: the soft
+        budget falls as tau rises); tau takes no gradient, so the gates only rank the units."""
+        psi = self.psi.detach().double()
+        macs = self._macs(costs)
+
+        def budget(tau: float) -> float:
+            z = torch.sigmoid(self.beta * (psi - tau))
+            return float((costs.fixed_macs + (z * macs + (1 - z) * macs * BINARY_OPS_PER_MAC).sum()) / costs.fp_ops)
+
+        lo, hi = float(psi.min()) - 40 / self.beta, float(psi.max()) + 40 / self.beta
+        if budget(lo) <= target:
+            self.threshold = lo
+            return
+        for _ in range(60):
+            mid = (lo + hi) / 2
+            lo, hi = (mid, hi) if budget(mid) > target else (lo, mid)
+        self.threshold = hi
 
     def as_dict(self) -> dict[str, float]:
         """{unit: z} at the current beta, as plain floats (for reports and provenance)."""
@@ -88,14 +109,6 @@ class GateSet(nn.Module):
     def soft_budget(self, costs: UnitCosts) -> torch.Tensor:
         """Soft OPs as a fraction of the all-FP OPs."""
         return self.soft_ops(costs) / costs.fp_ops
-
-    def budget_loss(self, costs: UnitCosts, target: float) -> torch.Tensor:
-        """(soft OPs / FP OPs - target)^2."""
-        return ((self.soft_budget(costs) - target) ** 2).float()
-
-    def budget_excess(self, costs: UnitCosts, target: float) -> torch.Tensor:
-        """soft OPs / FP OPs - target: the constraint (<= 0) that the search's Lagrange multiplier prices."""
-        return (self.soft_budget(costs) - target).float()
 
     def crispness_loss(self) -> torch.Tensor:
         """mean_u z_u (1 - z_u): zero only when every gate is exactly 0 or 1."""

@@ -351,7 +351,7 @@ def run_search(task, model, costs: UnitCosts, target: float, settings: MakeSetti
     result = mixbin_search(task, model, costs, target, search, settings.seed)
     return {"states": result.states, "method": "mixbin", "search": dataclasses.asdict(search),
             "gates": result.gates, "psi": result.psi, "soft_budget": result.soft_budget,
-            "gate_agreement": result.gate_agreement, "final_multiplier": round(result.multiplier, 4),
+            "gate_agreement": result.gate_agreement, "final_threshold": round(result.threshold, 6),
             "search_time_s": round(time.perf_counter() - started, 2), **task.describe()}
 
 

@@ -15,7 +15,15 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from backbones.cli import ArgumentParser, UsageError, finite_float, nonnegative_float, positive_float, run_cli
+from backbones.cli import (
+    ArgumentParser,
+    UsageError,
+    finite_float,
+    float_range,
+    nonnegative_float,
+    positive_float,
+    run_cli,
+)
 from backbones.cost import UnitCosts
 from backbones.mask import Mask
 from mixbin.common import (
@@ -35,19 +43,20 @@ from mixbin.task import Task, epochs_to_iterations
 
 PROG = "python -m mixbin.search"
 DEFAULT_SEARCH_EPOCHS = 5.0
+fraction = float_range(0, 1, low_open=True, name="fraction")
 
 
 @dataclass
 class SearchSettings:
-    """Search hyper-parameters: beta annealed geometrically, lambda_c linearly, the budget's Lagrange
-    multiplier raised by dual ascent (``dual_lr``) while the soft budget is over the target."""
+    """Search hyper-parameters: beta annealed geometrically, lambda_c linearly; the soft budget is held at
+    the target by a per-step threshold on the gates, and the last ``landing`` fraction of steps pulls the
+    gates onto the set their own values choose in the landing window (``landing_loss``)."""
 
     iterations: int
     lr: float = 1e-3
     gate_lr: float = 0.05
-    lambda_budget: float = 1.0  # the multiplier's starting value
-    dual_lr: float = 20.0
-    budget_penalty: float = 40.0  # rho of the augmented term rho/2 (soft - target)^2, which also fills
+    landing: float = 0.2
+    landing_pull: float = 5.0
     lambda_crisp_start: float = 0.0
     lambda_crisp_end: float = 1.0
     beta_start: float = 1.0
@@ -66,7 +75,7 @@ class SearchResult:
     undecided: int
     task_loss: float
     gate_agreement: bool
-    multiplier: float
+    threshold: float
 
 
 def gate_choice(gates: dict[str, float], psi: dict[str, float], costs: UnitCosts,
@@ -85,22 +94,38 @@ def gate_choice(gates: dict[str, float], psi: dict[str, float], costs: UnitCosts
     return select_fp(gates, costs, target, tiebreak=clipped), False
 
 
-def _search_step(step: int, n: int, settings: SearchSettings, gates: GateSet, lam: float, costs: UnitCosts,
-                 target: float) -> tuple[torch.Tensor, float]:
-    """Set beta for this step and return the budget + crispness terms of the loss and the crisp weight."""
+def landing_loss(gates: GateSet, costs: UnitCosts, target: float) -> torch.Tensor:
+    """Binary cross-entropy of the gates toward the most probable set (read as independent Bernoulli
+    gates: the largest sum of logits, which counts no units) within the landing window
+    [budget_floor, target]: the pull that makes them end crisp on a set that fits."""
+    logits = gates.beta * (gates.psi - gates.threshold)
+    values = logits.detach().clamp(-1000.0, 1000.0).cpu().tolist()
+    scores = dict(zip(gates.names, values, strict=True))
+    psi = dict(zip(gates.names, gates.psi.detach().clamp(-1000.0, 1000.0).cpu().tolist(), strict=True))
+    states = select_fp(scores, costs, target, tiebreak=psi, at_least_floor=True)
+    goal = torch.tensor([1.0 if states[n] == "fp" else 0.0 for n in gates.names], device=gates.psi.device)
+    return nn.functional.binary_cross_entropy_with_logits(logits, goal, reduction="sum")
+
+
+def _regulariser(step: int, n: int, settings: SearchSettings, gates: GateSet, costs: UnitCosts,
+                 target: float) -> torch.Tensor:
+    """Set beta (and, before the landing, the threshold) for this step; return crispness + landing terms."""
     progress = step / max(n - 1, 1)
     gates.beta = anneal(settings.beta_start, settings.beta_end, progress)
     lambda_c = anneal(settings.lambda_crisp_start, settings.lambda_crisp_end, progress, "linear")
-    excess = gates.budget_excess(costs, target)
-    penalty = lam * excess + settings.budget_penalty / 2 * excess ** 2
-    return penalty + lambda_c * gates.crispness_loss(), float(excess.detach())
+    crisp = lambda_c * gates.crispness_loss()
+    if step < n - round(settings.landing * n):
+        gates.project(costs, target)
+        return crisp
+    return crisp + settings.landing_pull * landing_loss(gates, costs, target)  # threshold now fixed
 
 
 def mixbin_search(task: Task, model: nn.Module, costs: UnitCosts, target: float, settings: SearchSettings,
                   seed: int = 0) -> SearchResult:
-    """Train weights and gates jointly on task loss + lambda (soft budget - target) (+ an augmented
-    penalty on the excess) + lambda_c crispness, lambda raised by dual ascent while over the target and
-    lowered (not below 0) while under; the hard mask is the gates' choice (``gate_choice``)."""
+    """Train weights and gates jointly on task loss + lambda_c crispness, the gates thresholded each step so
+    that the soft budget equals the target; then land: the gates are pulled onto the set their values
+    choose within [budget_floor, target], so they end crisp on it. The hard mask is the gates' choice
+    (``gate_choice``)."""
     seed_everything(seed)
     backbone = model.backbone
     init = settings.gate_init if settings.gate_init is not None else budget_matched_init(costs, target)
@@ -109,7 +134,6 @@ def mixbin_search(task: Task, model: nn.Module, costs: UnitCosts, target: float,
     gates_opt = torch.optim.Adam(gates.parameters(), lr=settings.gate_lr)
     batches = task.train_batches()
     n = settings.iterations
-    lam = settings.lambda_budget
     model.train()
     task_loss = float("nan")
     bar = tqdm(range(n), desc="mixbin search", dynamic_ncols=True, leave=False, disable=None)  # terminal only
@@ -117,17 +141,16 @@ def mixbin_search(task: Task, model: nn.Module, costs: UnitCosts, target: float,
         for step in bar:
             for group in weights_opt.param_groups:
                 group["lr"] = cosine(settings.lr, step / max(n, 1))
+            regulariser = _regulariser(step, n, settings, gates, costs, target)
             gates.apply(backbone)
             loss_task = task.loss(model, next(batches))
-            regulariser, excess = _search_step(step, n, settings, gates, lam, costs, target)
             weights_opt.zero_grad(set_to_none=True)
             gates_opt.zero_grad(set_to_none=True)
             (loss_task + regulariser).backward()
             weights_opt.step()
             gates_opt.step()
-            lam = max(0.0, lam + settings.dual_lr * excess)  # dual ascent on soft budget <= target
             task_loss = float(loss_task.detach())
-            bar.set_postfix(loss=f"{task_loss:.3f}", budget=f"{excess + target:.3f}", lam=f"{lam:.2f}",
+            bar.set_postfix(loss=f"{task_loss:.3f}", budget=f"{float(gates.soft_budget(costs).detach()):.3f}",
                             undecided=gates.undecided())
     finally:
         bar.close()
@@ -137,7 +160,7 @@ def mixbin_search(task: Task, model: nn.Module, costs: UnitCosts, target: float,
     psi = dict(zip(gates.names, gates.psi.detach().cpu().tolist(), strict=True))
     states, agreement = gate_choice(z, psi, costs, target)
     return SearchResult(states, z, psi, float(gates.soft_budget(costs).detach()), gates.undecided(),
-                        task_loss, agreement, lam)
+                        task_loss, agreement, gates.threshold)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -152,15 +175,12 @@ def build_parser() -> argparse.ArgumentParser:
     defaults = SearchSettings(iterations=0)
     parser.add_argument("--gate-lr", type=positive_float, default=defaults.gate_lr,
                         help=f"Adam learning rate of the gate parameters psi (default {defaults.gate_lr:g})")
-    parser.add_argument("--lambda-budget", type=nonnegative_float, default=defaults.lambda_budget,
-                        help="starting value of the budget's Lagrange multiplier "
-                             f"(default {defaults.lambda_budget:g})")
-    parser.add_argument("--dual-lr", type=nonnegative_float, default=defaults.dual_lr,
-                        help="dual-ascent step of the multiplier per unit of soft-budget excess "
-                             f"(default {defaults.dual_lr:g})")
-    parser.add_argument("--budget-penalty", type=nonnegative_float, default=defaults.budget_penalty,
-                        help="weight rho of the augmented term rho/2 (soft budget - target)^2 "
-                             f"(default {defaults.budget_penalty:g})")
+    parser.add_argument("--landing", type=fraction, default=defaults.landing,
+                        help="fraction of the search steps, at the end, that pull the gates onto the set "
+                             "their values choose within [best reachable budget - smallest unit's share, "
+                             f"budget] (default {defaults.landing:g})")
+    parser.add_argument("--landing-pull", type=nonnegative_float, default=defaults.landing_pull,
+                        help=f"weight of that pull (default {defaults.landing_pull:g})")
     parser.add_argument("--lambda-crisp", type=nonnegative_float, default=defaults.lambda_crisp_end,
                         help="final weight of the crispness loss, annealed linearly from 0 "
                              f"(default {defaults.lambda_crisp_end:g})")
@@ -189,8 +209,7 @@ def main(argv: list[str] | None = None) -> int:
     task = build_task(args)
     iterations = epochs_to_iterations(task, args.epochs, args.iterations, DEFAULT_SEARCH_EPOCHS)
     settings = SearchSettings(iterations=iterations, lr=args.lr, gate_lr=args.gate_lr,
-                              lambda_budget=args.lambda_budget, dual_lr=args.dual_lr,
-                              budget_penalty=args.budget_penalty,
+                              landing=args.landing, landing_pull=args.landing_pull,
                               lambda_crisp_end=args.lambda_crisp,
                               beta_start=args.beta_start, beta_end=args.beta_end, gate_init=args.gate_init)
     start = Mask(args.backbone, args.width, {n: "fp" for n in costs.unit_macs})
@@ -210,7 +229,7 @@ def main(argv: list[str] | None = None) -> int:
                   "undecided": result.undecided, "gate_agreement": result.gate_agreement,
                   "selection": "gates > 0.5" if result.gate_agreement
                   else "gates > 0.5 over the target: knapsack on the gate values",
-                  "final_multiplier": round(result.multiplier, 4),
+                  "final_threshold": round(result.threshold, 6),
                   "budget_unused": unused_budget(result.states, costs, args.budget),
                   "finetune_from": "search weights" if args.keep_search_weights else "start weights"}
     saved = finish(task, model, mask, args, provenance, started)

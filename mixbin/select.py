@@ -59,17 +59,21 @@ def check_reachable(costs: UnitCosts, target: float) -> None:
                          f"[{costs.min_budget:.4f}, 1] for this backbone and width")
 
 
-def best_reachable(costs: UnitCosts, target: float) -> float:
-    """The largest budget not over ``target`` that any set of FP units reaches (exact 0/1 knapsack on the
-    units' extra OPs; the empty set, the all-binary budget, always fits once the target is reachable)."""
+def _best_extra(costs: UnitCosts, target: float) -> int:
+    """The most extra OPs (in 1/WORD MACs) that any set of FP units adds within ``target`` (exact 0/1
+    knapsack; the empty set always fits once the target is reachable)."""
     check_reachable(costs, target)
-    extras = [_extra(costs, n) for n in costs.unit_macs]
     cap = _capacity(costs, target)
     sums = {0}
-    for e in extras:
+    for e in (_extra(costs, n) for n in costs.unit_macs):
         sums |= {s + e for s in sums if s + e <= cap}
+    return max(sums)
+
+
+def best_reachable(costs: UnitCosts, target: float) -> float:
+    """The largest budget not over ``target`` that any set of FP units reaches."""
     fixed, total = costs.fixed_macs, sum(costs.unit_macs.values())
-    return (WORD * fixed + total + max(sums)) / (WORD * costs.fp_ops)
+    return (WORD * fixed + total + _best_extra(costs, target)) / (WORD * costs.fp_ops)
 
 
 def smallest_share(costs: UnitCosts) -> float:
@@ -105,9 +109,22 @@ def _keys(names: list[str], scores: dict[str, float], tiebreak: dict[str, float]
     return s, t, [_extra(costs, n) for n in names]
 
 
+def in_window(fp_units: set[str] | list[str], costs: UnitCosts, target: float) -> bool:
+    """Whether the FP set fits ``target`` and reaches ``budget_floor`` (exact arithmetic)."""
+    extra = sum(_extra(costs, n) for n in fp_units)
+    return _window(costs, target)[0] <= extra <= _capacity(costs, target)
+
+
+def _window(costs: UnitCosts, target: float) -> tuple[int, int]:
+    """The extra OPs of budget_floor and of the target: the range a landed search must end in."""
+    smallest = min(_extra(costs, n) for n in costs.unit_macs)
+    return _best_extra(costs, target) - smallest, _capacity(costs, target)
+
+
 def select_fp(scores: dict[str, float], costs: UnitCosts, target: float,
-              tiebreak: dict[str, float] | None = None) -> dict[str, str]:
-    """Exact hard selection: the states whose FP set maximises the objective above within ``target``.
+              tiebreak: dict[str, float] | None = None, at_least_floor: bool = False) -> dict[str, str]:
+    """Exact hard selection: the states whose FP set maximises the objective above within ``target``
+    (and, with ``at_least_floor``, at or above ``budget_floor``: the landing window of the search).
 
     Enumerates all 2^n FP sets in vectorised chunks (n <= 24 units; the backbones have 4 and 8).
     """
@@ -117,7 +134,7 @@ def select_fp(scores: dict[str, float], costs: UnitCosts, target: float,
         raise ValueError(f"exact selection supports at most {MAX_EXACT_UNITS} units, got {n}")
     check_reachable(costs, target)
     s, t, e = _keys(names, scores, tiebreak, costs)
-    cap = _capacity(costs, target)
+    low, cap = _window(costs, target) if at_least_floor else (0, _capacity(costs, target))
     shifts = np.array([n - 1 - i for i in range(n)], dtype=np.int64)  # unit 0 is the most significant bit
     vs, vt, ve = (np.array(x, dtype=np.int64) for x in (s, t, e))
     best: tuple[int, int, int, int] | None = None
@@ -125,7 +142,7 @@ def select_fp(scores: dict[str, float], costs: UnitCosts, target: float,
         idx = np.arange(start, min(start + _CHUNK, 1 << n), dtype=np.int64)
         bits = (idx[:, None] >> shifts) & 1
         extra = bits @ ve
-        ok = extra <= cap
+        ok = (extra <= cap) & (extra >= low)
         if not ok.any():
             continue
         idx, bits, extra = idx[ok], bits[ok], extra[ok]

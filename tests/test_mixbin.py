@@ -67,17 +67,32 @@ def test_soft_ops_crispness_and_undecided(resnet_costs):
     assert float(GateSet(names, init=init).soft_budget(resnet_costs).detach()) == pytest.approx(0.4, abs=1e-6)
 
 
-@pytest.mark.parametrize("init,target", [(0.9, 0.3), (0.05, 0.6)])
-def test_budget_loss_pushes_soft_ops_to_the_target(resnet_costs, init, target):
-    gates = GateSet(list(resnet_costs.unit_macs), init=init)
-    optimizer = torch.optim.Adam(gates.parameters(), lr=0.1)
-    start = abs(float(gates.soft_budget(resnet_costs).detach()) - target)
-    for _ in range(150):
-        optimizer.zero_grad()
-        gates.budget_loss(resnet_costs, target).backward()
-        optimizer.step()
-    end = abs(float(gates.soft_budget(resnet_costs).detach()) - target)
-    assert start > 0.2 and end < 0.01
+@pytest.mark.parametrize("beta", [1.0, 50.0])
+@pytest.mark.parametrize("target", [0.06, 0.3, 0.6, 1.0])
+def test_the_threshold_holds_the_soft_budget_at_the_target(beta, target):
+    costs = reference_costs("resnet", 1.0)  # all-binary budget 0.0506
+    gates = GateSet(list(costs.unit_macs), init=0.5, beta=beta)
+    with torch.no_grad():
+        gates.psi.copy_(torch.linspace(-0.5, 0.7, len(gates.names)))
+    gates.project(costs, target)
+    assert float(gates.soft_budget(costs).detach()) == pytest.approx(target, abs=1e-6)
+
+
+def test_selection_within_the_landing_window_equals_brute_force():
+    from mixbin.select import budget_floor, in_window
+
+    costs = reference_costs("resnet", 1.0)
+    names = list(costs.unit_macs)
+    rng = random.Random(5)
+    for target in (0.15, 0.3, 0.5):
+        scores = {n: rng.uniform(-3, 3) for n in names}
+        states = select_fp(scores, costs, target, at_least_floor=True)
+        chosen = {n for n, s in states.items() if s == "fp"}
+        window = [set(s) for r in range(len(names) + 1) for s in itertools.combinations(names, r)
+                  if in_window(set(s), costs, target)]
+        best = max(window, key=lambda s: sum(scores[n] for n in s))
+        assert in_window(chosen, costs, target) and chosen == best
+        assert budget_floor(costs, target) - 1e-12 <= costs.budget(states) <= target
 
 
 def test_gates_mix_the_paths_and_receive_gradients():
@@ -449,7 +464,7 @@ def test_search_on_tracking_data_writes_a_mask_that_fits(tmp_path):
     ("--batch-size", "0", "--batch-size: expected an integer from 1 to 1024"),
     ("--budget", "nan", "--budget: expected a finite number"),
     ("--finetune-iterations", "-1", "--finetune-iterations: expected an integer >= 0"),
-    ("--lambda-budget", "-1", "--lambda-budget: expected a finite number >= 0"),
+    ("--landing", "0", "--landing: expected a finite number in (0, 1]"),
 ])
 def test_out_of_range_options_are_refused_not_clamped(tmp_path, capsys, option, value, expected):
     argv = ["--data", str(tmp_path), "--backbone", "resnet", "--budget", "0.5",

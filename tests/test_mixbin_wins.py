@@ -10,7 +10,6 @@ from __future__ import annotations
 import itertools
 import random
 
-import pytest
 import torch
 from torch import nn
 
@@ -95,8 +94,6 @@ def test_mixbin_keeps_the_important_unit_where_the_fills_miss_it():
     assert misses >= 3
 
 
-@pytest.mark.xfail(strict=True, reason="issue 19 item 2 is open at width >= 0.5: the search ends crisp and "
-                   "gate-agreeing but more than one smallest unit below the best reachable budget")
 def test_a_search_at_width_half_lands_within_one_smallest_unit_of_the_best_budget():
     """The same chain with resnet width 0.5's real unit costs and seeded unit importances (seed 3): the
     gates' set must fit 0.3 and reach at least the best reachable budget minus the smallest unit's share."""
