@@ -44,27 +44,29 @@ def anneal(start: float, end: float, progress: float, kind: str = "exp") -> floa
 class GateSet(nn.Module):
     """Gate parameters psi_u for the named units, all starting at gate value ``init`` at sharpness ``beta``."""
 
-    def __init__(self, unit_names: list[str], init: float = 0.5, beta: float = 1.0):
+    def __init__(self, unit_names: list[str], init: float = 0.5, beta: float = 1.0, closed: set[str] = frozenset()):
         super().__init__()
         if not unit_names:
             raise ValueError("a GateSet needs at least one unit")
         self.names = list(unit_names)
         self.beta = float(beta)
         self.psi = nn.Parameter(torch.full((len(self.names),), psi_for(init, beta), dtype=torch.float32))
+        # units that can never be FP (e.g. too big for the budget on their own) keep z = 0 throughout
+        self.register_buffer("open", torch.tensor([0.0 if n in closed else 1.0 for n in self.names]))
         self.threshold = 0.0  # tau: z = sigmoid(beta (psi - tau)); set by project() or land()
 
     def values(self) -> torch.Tensor:
         """Gate values z (one per unit, in ``names`` order) at the current beta and threshold."""
-        return heaviside(self.psi - self.threshold, self.beta)
+        return heaviside(self.psi - self.threshold, self.beta) * self.open
 
     def project(self, costs: UnitCosts, target: float) -> None:
         """Set the threshold tau so that the soft budget equals ``target`` exactly (bisection: the soft
         budget falls as tau rises); tau takes no gradient, so the gates only rank the units."""
         psi = self.psi.detach().double()
-        macs = self._macs(costs)
+        macs, open_ = self._macs(costs), self.open.double()
 
         def budget(tau: float) -> float:
-            z = torch.sigmoid(self.beta * (psi - tau))
+            z = torch.sigmoid(self.beta * (psi - tau)) * open_
             return float((costs.fixed_macs + (z * macs + (1 - z) * macs * BINARY_OPS_PER_MAC).sum()) / costs.fp_ops)
 
         lo, hi = float(psi.min()) - 40 / self.beta, float(psi.max()) + 40 / self.beta

@@ -129,7 +129,8 @@ def mixbin_search(task: Task, model: nn.Module, costs: UnitCosts, target: float,
     seed_everything(seed)
     backbone = model.backbone
     init = settings.gate_init if settings.gate_init is not None else budget_matched_init(costs, target)
-    gates = GateSet(list(costs.unit_macs), init=init, beta=settings.beta_start).to(task.device)
+    too_big = {n for n in costs.unit_macs if not fits({n}, costs, target)}  # never FP within the target
+    gates = GateSet(list(costs.unit_macs), init=init, beta=settings.beta_start, closed=too_big).to(task.device)
     weights_opt = make_optimizer(model.parameters(), settings.lr)
     gates_opt = torch.optim.Adam(gates.parameters(), lr=settings.gate_lr)
     batches = task.train_batches()
