@@ -78,6 +78,18 @@ def test_the_threshold_holds_the_soft_budget_at_the_target(beta, target):
     assert float(gates.soft_budget(costs).detach()) == pytest.approx(target, abs=1e-6)
 
 
+def test_a_closed_gate_stays_shut_and_the_threshold_holds_the_budget_without_it():
+    costs = reference_costs("alexnet", 1.0)
+    gates = GateSet(list(costs.unit_macs), init=0.5, beta=5.0, closed={"conv2"})
+    with torch.no_grad():
+        gates.psi.copy_(torch.tensor([3.0, 0.2, 0.1, -0.1]))  # conv2 would win on its own
+    gates.project(costs, 0.4)
+    z = gates.values()
+    assert float(z[0].detach()) == 0.0 and float(gates.soft_budget(costs).detach()) == pytest.approx(0.4, abs=1e-6)
+    z.sum().backward()
+    assert float(gates.psi.grad[0]) == 0.0 and float(gates.psi.grad[1]) > 0
+
+
 def test_selection_within_the_landing_window_equals_brute_force():
     from mixbin.select import budget_floor, in_window
 
