@@ -13,8 +13,12 @@ from tracker.zoo import list_zoo
 REPO = Path(__file__).resolve().parents[1]
 SHIPPED_MASKS = [f"v1/resnet_cifar10_mixbin_b{b}.json" for b in ("0.5", "0.3", "0.15")] + \
                 [f"v1/alexnet_cifar10_mixbin_b{b}.json" for b in ("0.5", "0.3")]  # the v1 zoo's masks, moved unchanged
-RESEARCHED_MASKS = ["resnet_cifar10_mixbin_b0.5.json", "resnet_cifar10_mixbin_b0.15.json",
-                    "resnet_tracking_mixbin_b0.3.json"]  # issue 19's re-searched masks
+RESEARCHED_MASKS = sorted(p.name for p in (REPO / "masks").glob("*.json"))  # every current MixBin mask
+
+
+def test_every_mask_issue_19_asks_for_is_shipped():
+    wanted = {f"resnet_{data}_mixbin_b{b}.json" for data in ("cifar10", "tracking") for b in ("0.5", "0.3", "0.15")}
+    assert wanted | {f"alexnet_cifar10_mixbin_b{b}.json" for b in ("0.5", "0.3")} <= set(RESEARCHED_MASKS)
 
 
 @pytest.mark.parametrize("name", RESEARCHED_MASKS)
