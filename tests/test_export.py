@@ -15,7 +15,7 @@ from backbones.checkpoint import CheckpointError
 from backbones.cli import run_cli
 from tracker.checkpoint import load_checkpoint
 from tracker.export import export_deploy, is_deploy, load_deploy, main
-from tracker.siamfc import SiamFCTracker, load_tracker
+from tracker.siamfc import SiamFCTracker, calibrated_config, load_tracker
 
 SOURCE = REPO / "models" / "resnet_bmin.safetensors"
 BAG = TRACKING / "vot" / "bag"
@@ -56,9 +56,10 @@ def test_deploy_tracks_like_its_source_teacher_forced(deploy):
 
     seq = load_sequence(BAG)[0]
     frames = [cv2.imread(str(f)) for f in seq.frames[:15]]
-    source = SiamFCTracker(load_checkpoint(SOURCE)[0])
+    model, meta = load_checkpoint(SOURCE)
+    source = SiamFCTracker(model, calibrated_config(meta, SOURCE))  # its own calibrated settings
     tracker = load_tracker(deploy)
-    assert tracker.kernel_path != "float"
+    assert tracker.kernel_path != "float" and tracker.cfg == source.cfg  # the deploy keeps them
     source.init(frames[0], seq.boxes[0])
     tracker.init(frames[0], seq.boxes[0])
     for frame in frames[1:]:
