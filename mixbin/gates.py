@@ -53,21 +53,22 @@ class GateSet(nn.Module):
         self.psi = nn.Parameter(torch.full((len(self.names),), psi_for(init, beta), dtype=torch.float32))
         # units that can never be FP (e.g. too big for the budget on their own) keep z = 0 throughout
         self.register_buffer("open", torch.tensor([0.0 if n in closed else 1.0 for n in self.names]))
-        self.threshold = 0.0  # tau: z = sigmoid(beta (psi - tau)); set by project() or land()
+        self.threshold = 0.0  # tau: z = sigmoid(beta (psi - tau)); set by project(), frozen while landing
+
+    def _gates_at(self, psi: torch.Tensor, tau: float) -> torch.Tensor:
+        return heaviside(psi - tau, self.beta) * self.open.to(psi.dtype)
 
     def values(self) -> torch.Tensor:
         """Gate values z (one per unit, in ``names`` order) at the current beta and threshold."""
-        return heaviside(self.psi - self.threshold, self.beta) * self.open
+        return self._gates_at(self.psi, self.threshold)
 
     def project(self, costs: UnitCosts, target: float) -> None:
         """Set the threshold tau so that the soft budget equals ``target`` exactly (bisection: the soft
         budget falls as tau rises); tau takes no gradient, so the gates only rank the units."""
         psi = self.psi.detach().double()
-        macs, open_ = self._macs(costs), self.open.double()
 
         def budget(tau: float) -> float:
-            z = torch.sigmoid(self.beta * (psi - tau)) * open_
-            return float((costs.fixed_macs + (z * macs + (1 - z) * macs * BINARY_OPS_PER_MAC).sum()) / costs.fp_ops)
+            return float(self._soft_ops_of(self._gates_at(psi, tau), costs) / costs.fp_ops)
 
         lo, hi = float(psi.min()) - 40 / self.beta, float(psi.max()) + 40 / self.beta
         if budget(lo) <= target:
@@ -102,11 +103,13 @@ class GateSet(nn.Module):
         macs = [costs.unit_macs[n] for n in self.names]
         return torch.tensor(macs, dtype=torch.float64, device=self.psi.device)
 
+    def _soft_ops_of(self, z: torch.Tensor, costs: UnitCosts) -> torch.Tensor:
+        z, macs = z.double(), self._macs(costs)
+        return costs.fixed_macs + (z * macs + (1 - z) * macs * BINARY_OPS_PER_MAC).sum()
+
     def soft_ops(self, costs: UnitCosts) -> torch.Tensor:
         """fixed + sum_u [z_u MACs_u + (1 - z_u) MACs_u / 64], differentiable in psi (float64)."""
-        z = self.values().double()
-        macs = self._macs(costs)
-        return costs.fixed_macs + (z * macs + (1 - z) * macs * BINARY_OPS_PER_MAC).sum()
+        return self._soft_ops_of(self.values(), costs)
 
     def soft_budget(self, costs: UnitCosts) -> torch.Tensor:
         """Soft OPs as a fraction of the all-FP OPs."""

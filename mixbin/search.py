@@ -78,6 +78,15 @@ class SearchResult:
     threshold: float
 
 
+def _psi(gates: GateSet) -> dict[str, float]:
+    return dict(zip(gates.names, gates.psi.detach().cpu().tolist(), strict=True))
+
+
+def _tiebreak(values: dict[str, float]) -> dict[str, float]:
+    """Values clipped to [-1000, 1000], the range select_fp's quantised keys accept."""
+    return {n: min(max(v, -1000.0), 1000.0) for n, v in values.items()}
+
+
 def gate_choice(gates: dict[str, float], psi: dict[str, float], costs: UnitCosts,
                 target: float) -> tuple[dict[str, str], bool]:
     """The hard mask the gates chose (FP exactly where z > 0.5) and True when that set fits the target;
@@ -90,8 +99,7 @@ def gate_choice(gates: dict[str, float], psi: dict[str, float], costs: UnitCosts
     print(f"mixbin.search: the units with gates > 0.5 ({', '.join(sorted(chosen))}) cost "
           f"{costs.budget(states_for(chosen, names)):.4f}, over the target {target:g}; "
           "falling back to the knapsack on the gate values", file=sys.stderr)
-    clipped = {n: min(max(p, -1000.0), 1000.0) for n, p in psi.items()}
-    return select_fp(gates, costs, target, tiebreak=clipped), False
+    return select_fp(gates, costs, target, tiebreak=_tiebreak(psi)), False
 
 
 def landing_loss(gates: GateSet, costs: UnitCosts, target: float) -> torch.Tensor:
@@ -99,10 +107,8 @@ def landing_loss(gates: GateSet, costs: UnitCosts, target: float) -> torch.Tenso
     gates: the largest sum of logits, which counts no units) within the landing window
     [budget_floor, target]: the pull that makes them end crisp on a set that fits."""
     logits = gates.beta * (gates.psi - gates.threshold)
-    values = logits.detach().clamp(-1000.0, 1000.0).cpu().tolist()
-    scores = dict(zip(gates.names, values, strict=True))
-    psi = dict(zip(gates.names, gates.psi.detach().clamp(-1000.0, 1000.0).cpu().tolist(), strict=True))
-    states = select_fp(scores, costs, target, tiebreak=psi, at_least_floor=True)
+    scores = _tiebreak(dict(zip(gates.names, logits.detach().cpu().tolist(), strict=True)))
+    states = select_fp(scores, costs, target, tiebreak=_tiebreak(_psi(gates)), at_least_floor=True)
     goal = torch.tensor([1.0 if states[n] == "fp" else 0.0 for n in gates.names], device=gates.psi.device)
     return nn.functional.binary_cross_entropy_with_logits(logits, goal, reduction="sum")
 
@@ -158,7 +164,7 @@ def mixbin_search(task: Task, model: nn.Module, costs: UnitCosts, target: float,
         gates.remove(backbone)
     gates.beta = settings.beta_end
     z = gates.as_dict()
-    psi = dict(zip(gates.names, gates.psi.detach().cpu().tolist(), strict=True))
+    psi = _psi(gates)
     states, agreement = gate_choice(z, psi, costs, target)
     return SearchResult(states, z, psi, float(gates.soft_budget(costs).detach()), gates.undecided(),
                         task_loss, agreement, gates.threshold)

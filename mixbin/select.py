@@ -111,8 +111,8 @@ def _keys(names: list[str], scores: dict[str, float], tiebreak: dict[str, float]
 
 def in_window(fp_units: set[str] | list[str], costs: UnitCosts, target: float) -> bool:
     """Whether the FP set fits ``target`` and reaches ``budget_floor`` (exact arithmetic)."""
-    extra = sum(_extra(costs, n) for n in fp_units)
-    return _window(costs, target)[0] <= extra <= _capacity(costs, target)
+    low, cap = _window(costs, target)
+    return low <= sum(_extra(costs, n) for n in fp_units) <= cap
 
 
 def _window(costs: UnitCosts, target: float) -> tuple[int, int]:
