@@ -1,4 +1,5 @@
-"""``python -m eval.compare REPORT A B``: the paired difference A - B of two trackers of one benchmark report.
+"""``python -m eval.compare REPORT A B``: the paired difference A - B of two trackers of one benchmark report
+(or, with ``--b-report``, B from another report: a baseline scored earlier on the same data).
 
 For each metric (AUC, precision@20px, AO) it prints both means, the mean per-sequence difference over
 the sequences both trackers were scored on, and its 95% bootstrap interval (``eval.bootstrap``); the
@@ -50,7 +51,10 @@ def build_parser() -> argparse.ArgumentParser:
         "bootstrap interval over the sequences both were scored on; 'tie' when the interval contains 0."))
     p.add_argument("report", metavar="REPORT", help="report folder of eval.benchmark (or its summary.json)")
     p.add_argument("a", metavar="A", help="tracker name in the report")
-    p.add_argument("b", metavar="B", help="another tracker name in the report")
+    p.add_argument("b", metavar="B", help="another tracker name in the report (or in --b-report)")
+    p.add_argument("--b-report", metavar="REPORT2", help=(
+        "read B from this other report (e.g. a baseline scored earlier on the same data); the pairs are "
+        "the sequences both reports scored"))
     p.add_argument("--metric", choices=[*METRICS, "all"], default="all",
                    help="metric to compare (default: all)")
     p.add_argument("--resamples", type=positive_int, default=RESAMPLES, metavar="N",
@@ -63,13 +67,27 @@ def main(argv: list[str] | None = None) -> int:
     """Load the report, check the tracker names and print the comparison."""
     args = build_parser().parse_args(argv)
     report = Report(args.report)
-    report.check_trackers([args.a, args.b])
-    if args.a == args.b:
-        raise UsageError(f"compare two different trackers, got {args.a!r} twice")
+    if args.b_report is None:
+        report.check_trackers([args.a, args.b])
+        if args.a == args.b:
+            raise UsageError(f"compare two different trackers, got {args.a!r} twice")
+        summary, a, b = report.summary, args.a, args.b
+    else:
+        summary, a, b = two_reports(report, Report(args.b_report), args.a, args.b)
     metrics = METRICS if args.metric == "all" else (args.metric,)
-    result = compare(report.summary, args.a, args.b, metrics, args.resamples, args.seed)
-    print(format_comparison(result, args.a, args.b))
+    result = compare(summary, a, b, metrics, args.resamples, args.seed)
+    print(format_comparison(result, a, b))
     return 0
+
+
+def two_reports(report_a: Report, report_b: Report, a: str, b: str) -> tuple[dict, str, str]:
+    """One summary holding A of ``report_a`` and B of ``report_b``; B is renamed 'B (REPORT2)' when the
+    names are the same (the same tracker name scored twice)."""
+    report_a.check_trackers([a])
+    report_b.check_trackers([b])
+    label_b = b if b != a else f"{b} ({report_b.dir.name})"
+    trackers = {a: report_a.summary["trackers"][a], label_b: report_b.summary["trackers"][b]}
+    return {"trackers": trackers}, a, label_b
 
 
 if __name__ == "__main__":

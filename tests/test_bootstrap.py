@@ -84,3 +84,19 @@ def test_compare_cli_says_tie_or_better(tmp_path: Path, capsys: pytest.CaptureFi
     assert len(err) == 1 and "'nope'" in err[0] and "good, bad, same" in err[0]
     assert run_cli(main, [str(tmp_path), "good", "bad"]) == 2
     assert "no summary.json" in capsys.readouterr().err
+
+
+def test_compare_b_from_another_report_pairs_by_sequence(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    from eval.compare import main
+
+    new, old = tmp_path / "new", tmp_path / "old"
+    new.mkdir()
+    old.mkdir()
+    (new / "summary.json").write_text(json.dumps(_summary({"fp": [0.6, 0.7, 0.8, 0.65]})))
+    (old / "summary.json").write_text(json.dumps(_summary({"fp": [0.3, 0.4, 0.5, 0.35]})))
+    assert run_cli(main, [str(new), "fp", "fp", "--b-report", str(old), "--metric", "auc"]) == 0
+    out = capsys.readouterr().out
+    assert "fp - fp (old)" in out and "+0.300" in out and "fp better" in out
+    assert run_cli(main, [str(new), "fp", "nope", "--b-report", str(old)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "'nope'" in err[0] and str(old) in err[0]
