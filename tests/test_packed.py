@@ -92,7 +92,8 @@ def test_paths_agree_bitwise_on_packing():
 
 
 @pytest.mark.parametrize("path", PATHS)
-@pytest.mark.parametrize("case", [CASES[1], CASES[2], CASES[4]], ids=["groups", "tail", "padded-groups"])
+@pytest.mark.parametrize("case", [CASES[1], CASES[2], CASES[4], (32, 72, 3, 1, 1, 0, 9)],
+                         ids=["groups", "tail", "padded-groups", "fast-72-channels"])
 def test_epilogue_packs_its_output(path, case):
     """The epilogue's packed signs (for the next unit, any group count) are those of its float output."""
     cin, cout, k, stride, groups, padding, size = case

@@ -230,11 +230,17 @@ AVX512_ATTR static inline void block16_avx512(const uint64_t *x, const uint64_t 
     _mm256_storeu_si256((__m256i *)(pop + 8), _mm512_cvtepi64_epi32(t1));
 }
 
-/* (m & 15) << 2 and (m >> 4) << 2: the two nibble bytes of an 8-channel sign mask m (little endian). */
-static uint16_t NIB_PAIR[256];
-
-static void init_nib_pair(void) {
-    for (int m = 0; m < 256; m++) NIB_PAIR[m] = (uint16_t)(((m & 15) << 2) | (((m >> 4) << 2) << 8));
+/* Nibble bytes (4 * each 4-bit group, low bits first) of up to 64 sign bits: 2 * 8 bytes by one unpack. */
+AVX2_ATTR static inline void nib_store(uint64_t signs, uint8_t *dst, int64_t bytes) {
+    const __m128i m = _mm_cvtsi64_si128((long long)signs), low = _mm_set1_epi8(15);
+    const __m128i lo = _mm_and_si128(m, low), hi = _mm_and_si128(_mm_srli_epi16(m, 4), low);
+    const __m128i nibs = _mm_slli_epi16(_mm_unpacklo_epi8(lo, hi), 2);
+    if (bytes == 16) _mm_storeu_si128((__m128i *)dst, nibs);
+    else {
+        uint8_t tmp[16];
+        _mm_storeu_si128((__m128i *)tmp, nibs);
+        memcpy(dst, tmp, (size_t)bytes);
+    }
 }
 
 /* Nibble-byte sign packing of one pixel (see pack_nib_scalar): eight channels per movemask. */
@@ -245,9 +251,12 @@ AVX2_ATTR static inline void pack_nib_avx2(const float *v, int64_t c, int64_t g,
         return;
     }
     for (int64_t gi = 0; gi < g; gi++, dst += ng, v += cg)
-        for (int64_t j = 0; j < cg; j += 8) {
-            const int m = _mm256_movemask_ps(_mm256_cmp_ps(_mm256_loadu_ps(v + j), _mm256_setzero_ps(), _CMP_NGE_UQ));
-            memcpy(dst + j / 4, &NIB_PAIR[m], 2);
+        for (int64_t j = 0; j < cg; j += 64) {
+            uint64_t signs = 0;
+            for (int64_t k = j; k < cg && k < j + 64; k += 8)
+                signs |= (uint64_t)_mm256_movemask_ps(_mm256_cmp_ps(_mm256_loadu_ps(v + k), _mm256_setzero_ps(),
+                                                                   _CMP_NGE_UQ)) << (k - j);
+            nib_store(signs, dst + j / 4, (cg - j < 64 ? cg - j : 64) / 4);
         }
 }
 
@@ -263,8 +272,10 @@ AVX2_ATTR static inline void epilogue_avx2(const conv_args *a, int64_t n, int64_
     /* nibble-byte output of 8-channel chunks inside one group: packed right here, from the registers */
     const int64_t cg2 = a->cg2, wg2 = a->wg2;
     uint8_t *nib = a->nib_fast ? (uint8_t *)a->pout + p * a->g2 * wg2 : NULL;
-    uint8_t *nibp = nib;  /* where the next 8 channels' two nibble bytes go */
+    uint8_t *nibp = nib;  /* where the next 64 channels' nibble bytes go */
     int64_t left = cg2;   /* channels left in the current output group */
+    uint64_t signs = 0;   /* sign bits of up to 64 channels of the current group, not yet stored */
+    int64_t held = 0;     /* how many */
     for (int64_t o = 0; o < vec; o += 8) {
         __m256i d = _mm256_sub_epi32(kv, _mm256_slli_epi32(_mm256_loadu_si256((const __m256i *)(pop + o)), 1));
         if (corr) d = _mm256_sub_epi32(d, _mm256_loadu_si256((const __m256i *)(corr + o)));
@@ -273,11 +284,15 @@ AVX2_ATTR static inline void epilogue_avx2(const conv_args *a, int64_t n, int64_
         if (res) v = _mm256_add_ps(v, _mm256_loadu_ps(res + o));
         _mm256_storeu_ps(dst + o, v);
         if (nib) {
-            const int m = _mm256_movemask_ps(_mm256_cmp_ps(v, _mm256_setzero_ps(), _CMP_NGE_UQ));
-            const uint16_t pair = NIB_PAIR[m];
-            memcpy(nibp, &pair, 2);
-            nibp += 2;
+            signs |= (uint64_t)_mm256_movemask_ps(_mm256_cmp_ps(v, _mm256_setzero_ps(), _CMP_NGE_UQ)) << held;
+            held += 8;
             left -= 8;
+            if (held == 64 || left == 0) {
+                nib_store(signs, nibp, held / 4);
+                nibp += held / 4;
+                signs = 0;
+                held = 0;
+            }
             if (left == 0) {  /* next group: its bytes start wg2 after the previous group's */
                 nib += wg2;
                 nibp = nib;
@@ -315,15 +330,20 @@ AVX2_ATTR static inline __attribute__((always_inline)) void epilogue_fast(const 
     float *dst = a->out + p * cout;
     uint8_t *nib = NIB ? (uint8_t *)a->pout + p * a->wg2 : NULL;
     const __m256i kv = _mm256_set1_epi32((int)a->kvalid);
+    const float *const scale = a->scale, *const mult = a->mult, *const shift = a->shift;
+    uint64_t signs = 0;  /* sign bits of the current 64 channels, written as 16 nibble bytes at once */
     for (int64_t o = 0; o < cout; o += 8) {
         const __m256i d = _mm256_sub_epi32(kv, _mm256_slli_epi32(_mm256_loadu_si256((const __m256i *)(pop + o)), 1));
-        __m256 v = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_loadu_ps(a->scale + o), _mm256_cvtepi32_ps(d)),
-                                   _mm256_loadu_ps(a->mult + o), _mm256_loadu_ps(a->shift + o));
+        __m256 v = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_loadu_ps(scale + o), _mm256_cvtepi32_ps(d)),
+                                   _mm256_loadu_ps(mult + o), _mm256_loadu_ps(shift + o));
         if (RES) v = _mm256_add_ps(v, _mm256_loadu_ps(res + o));
         _mm256_storeu_ps(dst + o, v);
         if (NIB) {
-            const uint16_t pair = NIB_PAIR[_mm256_movemask_ps(_mm256_cmp_ps(v, _mm256_setzero_ps(), _CMP_NGE_UQ))];
-            memcpy(nib + o / 4, &pair, 2);
+            signs |= (uint64_t)_mm256_movemask_ps(_mm256_cmp_ps(v, _mm256_setzero_ps(), _CMP_NGE_UQ)) << (o % 64);
+            if (o % 64 == 56 || o + 8 == cout) {
+                nib_store(signs, nib + (o / 64) * 16, (o % 64 + 8) / 4);
+                signs = 0;
+            }
         }
     }
 }
@@ -691,8 +711,5 @@ static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_bitops", "b2track p
                                     NULL, NULL, NULL, NULL};
 
 PyMODINIT_FUNC PyInit__bitops(void) {
-#ifdef B2_X86
-    init_nib_pair();
-#endif
     return PyModule_Create(&module);
 }
