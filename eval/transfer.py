@@ -1,7 +1,7 @@
 """Mask transfer at one budget: (a) MixBin searched on classification data and applied unchanged, (b) MixBin
 searched on tracking data, (c) random masks, (d) iterative; each fine-tuned without and with
 classification-pretrained weights, scored on val, as relative improvements over random with paired
-bootstrap intervals. Cells are run by ``eval.sweep``'s ``run_cell`` (same ledger, resume and refusal).
+bootstrap intervals (REPORT/table.md, table.json, and transfer.png: AUC per source and start). Cells are run by ``eval.sweep``'s ``run_cell`` (same ledger, resume and refusal).
 
 "Without" classification-pretrained weights: the masked tracker starts from the FP tracker --from (as in
 the sweep). "With": the same mask (the "without" cell's RUN/mask.json of that source and seed), but the
@@ -108,6 +108,33 @@ def markdown(rows: list[dict[str, Any]], compared: list[dict[str, Any]], budget:
     return "\n".join(lines) + "\n"
 
 
+def plot_rows(rows: list[dict[str, Any]], path: Path) -> None:
+    """AUC with its 95% interval per mask source, one marker per start (FP tracker, classifier)."""
+    from matplotlib.figure import Figure
+
+    from backbones.cli import atomic_path
+
+    fig = Figure(figsize=(7, 4))
+    ax = fig.subplots()
+    sources = [s for s in SOURCES if any(r["source"] == s for r in rows)]
+    for k, (init, label) in enumerate((("fp", "from the FP tracker"), ("cls", "from the classifier"))):
+        mine = {r["source"]: r for r in rows if r["init"] == init}
+        xs = [i + (k - 0.5) * 0.2 for i, s in enumerate(sources) if s in mine]
+        picked = [mine[s] for s in sources if s in mine]
+        if not picked:
+            continue
+        lows = [r["auc"] - (r["auc_ci95"] or (r["auc"], r["auc"]))[0] for r in picked]
+        highs = [(r["auc_ci95"] or (r["auc"], r["auc"]))[1] - r["auc"] for r in picked]
+        ax.errorbar(xs, [r["auc"] for r in picked], yerr=[lows, highs], fmt="o", capsize=4, color=f"C{k}",
+                    label=label)
+    ax.set_xticks(range(len(sources)), sources)
+    ax.set(ylabel="AUC (val, seeds pooled, 95% CI)", title=f"Mask transfer at budget {rows[0]['budget']}")
+    ax.grid(True, axis="y", alpha=0.3)
+    ax.legend(fontsize=8)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=110)
+
+
 def runner(plan, report: Path):
     """run_cell, a 'with' cell reusing the mask of its 'without' cell (same source and seed)."""
     def run(cell: Cell) -> dict[str, Any]:
@@ -183,6 +210,7 @@ def main(argv: list[str] | None = None) -> int:
     atomic_write_text(report / "table.json", json.dumps({"code_version": ledger["code_version"],
                                                          "settings": ledger["settings"], "rows": rows,
                                                          "comparisons": compared}, indent=2) + "\n")
+    plot_rows(rows, report / "transfer.png")
     print(table, end="")
     return 0
 

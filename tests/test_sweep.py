@@ -142,3 +142,12 @@ def test_relative_improvement_and_comparisons_on_a_hand_made_case():
     assert compared[("m", "r")]["relative"] == pytest.approx(0.55 / 0.45 - 1)
     assert compared[("m", "r")]["difference"] == pytest.approx(0.1)
     assert compared[("c", "r")]["verdict"] == "tie" and compared[("c", "m")]["verdict"] == "worse"
+
+
+def test_transfer_plot_is_a_png_written_atomically(tmp_path):
+    rows = [{"row": f"{s}-{i}", "budget": 0.3, "source": s, "init": i, "auc": 0.4 + 0.01 * k,
+             "auc_ci95": [0.3, 0.5] if i == "fp" else None}
+            for k, (s, i) in enumerate([("random", "fp"), ("mixbin-cls", "fp"), ("random", "cls")])]
+    transfer.plot_rows(rows, tmp_path / "transfer.png")
+    assert (tmp_path / "transfer.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert [p.name for p in tmp_path.iterdir()] == ["transfer.png"]  # no temporary file left behind
