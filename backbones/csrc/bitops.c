@@ -230,6 +230,11 @@ AVX512_ATTR static inline void block16_avx512(const uint64_t *x, const uint64_t 
     _mm256_storeu_si256((__m256i *)(pop + 8), _mm512_cvtepi64_epi32(t1));
 }
 
+/* Sign bits of 8 floats: bit i is 1 where v[i] is negative or NaN (!(v >= 0), as the float path). */
+AVX2_ATTR static inline int neg8(__m256 v) {
+    return _mm256_movemask_ps(_mm256_cmp_ps(v, _mm256_setzero_ps(), _CMP_NGE_UQ));
+}
+
 /* Nibble bytes (4 * each 4-bit group, low bits first) of up to 64 sign bits: 2 * 8 bytes by one unpack. */
 AVX2_ATTR static inline void nib_store(uint64_t signs, uint8_t *dst, int64_t bytes) {
     const __m128i m = _mm_cvtsi64_si128((long long)signs), low = _mm_set1_epi8(15);
@@ -254,8 +259,7 @@ AVX2_ATTR static inline void pack_nib_avx2(const float *v, int64_t c, int64_t g,
         for (int64_t j = 0; j < cg; j += 64) {
             uint64_t signs = 0;
             for (int64_t k = j; k < cg && k < j + 64; k += 8)
-                signs |= (uint64_t)_mm256_movemask_ps(_mm256_cmp_ps(_mm256_loadu_ps(v + k), _mm256_setzero_ps(),
-                                                                   _CMP_NGE_UQ)) << (k - j);
+                signs |= (uint64_t)neg8(_mm256_loadu_ps(v + k)) << (k - j);
             nib_store(signs, dst + j / 4, (cg - j < 64 ? cg - j : 64) / 4);
         }
 }
@@ -284,7 +288,7 @@ AVX2_ATTR static inline void epilogue_avx2(const conv_args *a, int64_t n, int64_
         if (res) v = _mm256_add_ps(v, _mm256_loadu_ps(res + o));
         _mm256_storeu_ps(dst + o, v);
         if (nib) {
-            signs |= (uint64_t)_mm256_movemask_ps(_mm256_cmp_ps(v, _mm256_setzero_ps(), _CMP_NGE_UQ)) << held;
+            signs |= (uint64_t)neg8(v) << held;
             held += 8;
             left -= 8;
             if (held == 64 || left == 0) {
@@ -315,8 +319,7 @@ AVX2_ATTR static inline void epilogue_avx2(const conv_args *a, int64_t n, int64_
     for (int64_t gi = 0; gi < a->g2; gi++, bytes += 8 * a->wg2) {
         memset(bytes, 0, (size_t)(8 * a->wg2));
         for (int64_t c = 0; c < cg; c += 8)
-            bytes[c / 8] = (uint8_t)_mm256_movemask_ps(_mm256_cmp_ps(_mm256_loadu_ps(dst + gi * cg + c),
-                                                                     _mm256_setzero_ps(), _CMP_NGE_UQ));
+            bytes[c / 8] = (uint8_t)neg8(_mm256_loadu_ps(dst + gi * cg + c));
     }
 }
 
@@ -339,7 +342,7 @@ AVX2_ATTR static inline __attribute__((always_inline)) void epilogue_fast(const 
         if (RES) v = _mm256_add_ps(v, _mm256_loadu_ps(res + o));
         _mm256_storeu_ps(dst + o, v);
         if (NIB) {
-            signs |= (uint64_t)_mm256_movemask_ps(_mm256_cmp_ps(v, _mm256_setzero_ps(), _CMP_NGE_UQ)) << (o % 64);
+            signs |= (uint64_t)neg8(v) << (o % 64);
             if (o % 64 == 56 || o + 8 == cout) {
                 nib_store(signs, nib + (o / 64) * 16, (o % 64 + 8) / 4);
                 signs = 0;
@@ -510,8 +513,7 @@ AVX2_ATTR static void pack_avx2(const float *v, int64_t c, int64_t g, int64_t wg
     for (int64_t gi = 0; gi < g; gi++, bytes += 8 * wg) {
         memset(bytes, 0, (size_t)(8 * wg));
         for (int64_t j = 0; j < cg; j += 8)
-            bytes[j / 8] = (uint8_t)_mm256_movemask_ps(_mm256_cmp_ps(_mm256_loadu_ps(v + gi * cg + j),
-                                                                     _mm256_setzero_ps(), _CMP_NGE_UQ));
+            bytes[j / 8] = (uint8_t)neg8(_mm256_loadu_ps(v + gi * cg + j));
     }
 }
 #endif
