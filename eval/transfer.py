@@ -1,7 +1,8 @@
 """Mask transfer at one budget: (a) MixBin searched on classification data and applied unchanged, (b) MixBin
 searched on tracking data, (c) random masks, (d) iterative; each fine-tuned without and with
 classification-pretrained weights, scored on val, as relative improvements over random with paired
-bootstrap intervals (REPORT/table.md, table.json, and transfer.png: AUC per source and start). Cells are run by ``eval.sweep``'s ``run_cell`` (same ledger, resume and refusal).
+bootstrap intervals (REPORT/table.md, table.json, and transfer.png: AUC per source and start). Cells are
+run by ``eval.sweep``'s ``run_cell`` (same ledger, resume and refusal).
 
 "Without" classification-pretrained weights: the masked tracker starts from the FP tracker --from (as in
 the sweep). "With": the same mask (the "without" cell's RUN/mask.json of that source and seed), but the
@@ -119,14 +120,14 @@ def plot_rows(rows: list[dict[str, Any]], path: Path) -> None:
     sources = [s for s in SOURCES if any(r["source"] == s for r in rows)]
     for k, (init, label) in enumerate((("fp", "from the FP tracker"), ("cls", "from the classifier"))):
         mine = {r["source"]: r for r in rows if r["init"] == init}
-        xs = [i + (k - 0.5) * 0.2 for i, s in enumerate(sources) if s in mine]
-        picked = [mine[s] for s in sources if s in mine]
-        if not picked:
+        at = [(i + (k - 0.5) * 0.2, mine[s]) for i, s in enumerate(sources) if s in mine]
+        if not at:
             continue
-        lows = [r["auc"] - (r["auc_ci95"] or (r["auc"], r["auc"]))[0] for r in picked]
-        highs = [(r["auc_ci95"] or (r["auc"], r["auc"]))[1] - r["auc"] for r in picked]
-        ax.errorbar(xs, [r["auc"] for r in picked], yerr=[lows, highs], fmt="o", capsize=4, color=f"C{k}",
-                    label=label)
+        aucs = [r["auc"] for _, r in at]
+        bounds = [r["auc_ci95"] or (r["auc"], r["auc"]) for _, r in at]
+        yerr = [[r["auc"] - b[0] for (_, r), b in zip(at, bounds, strict=True)],
+                [b[1] - r["auc"] for (_, r), b in zip(at, bounds, strict=True)]]
+        ax.errorbar([x for x, _ in at], aucs, yerr=yerr, fmt="o", capsize=4, color=f"C{k}", label=label)
     ax.set_xticks(range(len(sources)), sources)
     ax.set(ylabel="AUC (val, seeds pooled, 95% CI)", title=f"Mask transfer at budget {rows[0]['budget']}")
     ax.grid(True, axis="y", alpha=0.3)
