@@ -57,6 +57,26 @@ def test_pairs_are_deterministic_and_only_from_valid_frames():
         assert group2.valid[i] and group2.valid[j] and abs(i - j) <= 100
 
 
+@needs_shared
+def test_flip_and_gray_act_on_both_patches_and_leave_the_crops_alone():
+    seqs = load_sequences(TRACKING, TRACKING / "splits" / "train.txt")
+    plain, aug = PairDataset(seqs, seed=5), PairDataset(seqs, seed=5, flip=True, gray=0.5)
+
+    def variant(patch, flipped, gray):
+        p = patch.numpy()[:, ::-1] if flipped else patch.numpy()
+        return np.repeat(cv2.cvtColor(np.ascontiguousarray(p), cv2.COLOR_BGR2GRAY)[..., None], 3, 2) if gray else p
+
+    kinds = set()
+    for index in range(24):
+        (z0, x0), (z, x) = plain[index], aug[index]
+        matches = [(f, g) for f in (False, True) for g in (False, True)
+                   if np.array_equal(z.numpy(), variant(z0, f, g)) and np.array_equal(x.numpy(), variant(x0, f, g))]
+        assert matches  # the plain pair, mirrored and/or grayed in both patches alike
+        if len(matches) == 1:  # (a gray source sequence looks the same grayed)
+            kinds.add(matches[0])
+    assert len(kinds) == 4  # all four combinations occur in 24 pairs
+
+
 def test_pair_sampler_skips_invalid_frames(tmp_path):
     frames = [tmp_path / f"{i}.jpg" for i in range(6)]
     boxes = np.array([[0, 0, 5, 5]] * 6, dtype=float)

@@ -83,6 +83,8 @@ class TrainConfig:
                           choices=["sgd", "adam"])
     momentum: float = _opt(0.9, "SGD momentum", _bounded(float, 0, 1))
     color_jitter: float = _opt(0.0, "per-channel gain jitter of the pairs (0 = off)", _bounded(float, 0, 1))
+    flip: bool = _opt(False, "mirror both patches of a pair left-right, half the pairs", bool)
+    gray: float = _opt(0.0, "fraction of pairs turned grayscale, both patches (0 = off)", _bounded(float, 0, 1))
     max_gap: int = _opt(MAX_GAP, "largest frame distance within a training pair", positive_int)
     positive_radius: float = _opt(POSITIVE_RADIUS, "label radius in search-image pixels",
                                   _bounded(float, 0, 1e4))
@@ -96,7 +98,7 @@ class TrainConfig:
 # Settings a resumed run must share with the run it continues (the rest may change between sessions).
 RUN_DEFINING = ("backbone", "width", "mask", "data", "split", "hold_out", "batch_size", "init_from",
                 "teacher", "distill_weight", "lr", "lr_end", "weight_decay", "optimizer", "momentum", "color_jitter",
-                "max_gap", "positive_radius", "seed")
+                "flip", "gray", "max_gap", "positive_radius", "seed")
 
 
 def add_config_args(parser: argparse.ArgumentParser) -> None:

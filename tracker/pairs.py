@@ -35,7 +35,7 @@ class PairDataset(Dataset):
     """Map-style dataset: index -> (exemplar 127x127, search 239x239) uint8 BGR patches as tensors."""
 
     def __init__(self, sequences: list[Sequence], seed: int = 0, max_gap: int = MAX_GAP,
-                 color_jitter: float = 0.0):
+                 color_jitter: float = 0.0, flip: bool = False, gray: float = 0.0):
         self.sequences = [s for s in sequences if int(s.valid.sum()) >= 2]
         if not self.sequences:
             raise UsageError(f"no training pair: none of the {len(sequences)} sequence(s) has two frames "
@@ -48,6 +48,8 @@ class PairDataset(Dataset):
         self.seed = seed
         self.max_gap = max_gap
         self.color_jitter = color_jitter
+        self.flip = flip
+        self.gray = gray
 
     def __len__(self) -> int:
         return 2**62
@@ -86,7 +88,18 @@ class PairDataset(Dataset):
         z_shift, x_shift = rng.integers(-SHIFT, SHIFT + 1, size=(2, 2))
         z = self._patch(seq, i, EXEMPLAR_SIZE, rng, z_shift)
         x = self._patch(seq, j, SEARCH_SIZE, rng, x_shift)
+        z, x = self._pair_augment(z, x, rng)
         return torch.from_numpy(z), torch.from_numpy(x)
+
+    def _pair_augment(self, z: np.ndarray, x: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        """The optional augmentations that treat both patches alike: a left-right mirror (probability 0.5
+        with ``flip``) and grayscale (probability ``gray``). Their draws come last and only when enabled,
+        so the crops, and every pair of a run without them, stay as they were."""
+        if self.flip and rng.random() < 0.5:
+            z, x = np.ascontiguousarray(z[:, ::-1]), np.ascontiguousarray(x[:, ::-1])
+        if self.gray > 0 and rng.random() < self.gray:
+            z, x = (np.repeat(cv2.cvtColor(p, cv2.COLOR_BGR2GRAY)[..., None], 3, axis=2) for p in (z, x))
+        return z, x
 
 
 class OffsetSampler(torch.utils.data.Sampler[int]):

@@ -354,7 +354,8 @@ def _batches(session: Session) -> DataLoader:
     if config.hold_out:
         sequences = split_held_out(sequences)[1]
     dataset = PairDataset(sequences, seed=config.seed,
-                          max_gap=config.max_gap, color_jitter=config.color_jitter)
+                          max_gap=config.max_gap, color_jitter=config.color_jitter,
+                          flip=config.flip, gray=config.gray)
     sampler = OffsetSampler(session.start, config.iterations, config.batch_size, session.rank, session.world)
     return DataLoader(dataset, batch_size=config.batch_size, num_workers=config.workers, sampler=sampler,
                       worker_init_fn=_ignore_sigint, pin_memory=session.device.type == "cuda")
