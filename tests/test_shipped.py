@@ -47,6 +47,26 @@ def test_zoo_ships_the_default_backbone_at_five_budgets_under_40_mb():
     assert sum(p.stat().st_size for p in (REPO / "models").iterdir()) < 40e6
 
 
+def test_shipped_provenance_names_checkpoints_that_ship():
+    """Every models/ path a zoo sidecar or a mask names as its source (init_from, teacher, --from) exists
+    and is an FP tracker: moving a model without updating what names it fails here."""
+    import re
+
+    named = set()
+    for side in [*(REPO / "models").glob("*.json"), *(REPO / "masks").glob("*.json")]:
+        meta = json.loads(side.read_text())
+        training = meta.get("training") or {}
+        named |= {training.get(k) for k in ("init_from", "teacher")}
+        search = (meta.get("mask") or meta).get("search") or {}
+        named |= set(re.findall(r"--from (\S+)", f"{search.get('command', '')} {search.get('made_by', '')}"))
+    named = {n for n in named if n and n.startswith("models/")}
+    assert "models/v2/resnet_b1.0.safetensors" in named
+    for path in named:
+        assert (REPO / path).is_file(), path
+        units = json.loads((REPO / path).with_suffix(".json").read_text())["mask"]["units"]
+        assert set(units.values()) == {"fp"}, path
+
+
 @needs_shared
 def test_demo_own_video_command_with_the_shipped_model(tmp_path, capsys, monkeypatch):
     import cv2
