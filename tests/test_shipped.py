@@ -1,5 +1,6 @@
 """What ships in the repository: MixBin masks in masks/ and the model zoo in models/."""
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -50,8 +51,6 @@ def test_zoo_ships_the_default_backbone_at_five_budgets_under_40_mb():
 def test_shipped_provenance_names_checkpoints_that_ship():
     """Every models/ path a zoo sidecar or a mask names as its source (init_from, teacher, --from) exists
     and is an FP tracker: moving a model without updating what names it fails here."""
-    import re
-
     named = set()
     for side in [*(REPO / "models").glob("*.json"), *(REPO / "masks").glob("*.json")]:
         meta = json.loads(side.read_text())

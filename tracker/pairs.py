@@ -98,7 +98,7 @@ class PairDataset(Dataset):
         if self.flip and rng.random() < 0.5:
             z, x = np.ascontiguousarray(z[:, ::-1]), np.ascontiguousarray(x[:, ::-1])
         if self.gray > 0 and rng.random() < self.gray:
-            z, x = (np.repeat(cv2.cvtColor(p, cv2.COLOR_BGR2GRAY)[..., None], 3, axis=2) for p in (z, x))
+            z, x = (cv2.cvtColor(cv2.cvtColor(p, cv2.COLOR_BGR2GRAY), cv2.COLOR_GRAY2BGR) for p in (z, x))
         return z, x
 
 
